@@ -1,0 +1,117 @@
+// Times training steps (forward + backward, optionally AdamW) of a randomly initialised model of a
+// given shape: tokens/s, MFU by DESIGN.md's FLOPs formula, peak memory. A baseline for later work;
+// run the peer (shared bench scripts) in the same session for ratios.
+//
+//   dsalign_bench_step --model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda
+//                      --param-dtype fp32 --compute-dtype bf16 --adamw --steps 10
+#include <boost/program_options.hpp>
+#ifdef DSALIGN_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include <chrono>
+#include <iostream>
+
+#include "model/checkpoint.h"
+#include "model/inspect.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace po = boost::program_options;
+using namespace dsalign;
+
+namespace {
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
+}
+
+double peak_device_bytes(const torch::Device& device) {
+#ifdef DSALIGN_WITH_CUDA
+  if (device.is_cuda()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak);
+  }
+#endif
+  return static_cast<double>(host_memory().peak_resident_bytes);
+}
+
+int run(int argc, char** argv) {
+  std::string model_name, device_name, param_dtype, compute_dtype;
+  int64_t seq_len = 0, batch = 0, steps = 0, warmup = 0;
+  double peak_tflops = 0;
+  bool checkpointing = false, optimizer_step = false;
+  po::options_description options("dsalign_bench_step: time training steps on random tokens");
+  options.add_options()("help,h", "show this help")
+      ("model", po::value(&model_name)->default_value("tiny"), "preset name or config.json")
+      ("seq-len", po::value(&seq_len)->default_value(256), "tokens per sequence")
+      ("batch", po::value(&batch)->default_value(2), "sequences per step (micro-batch)")
+      ("steps", po::value(&steps)->default_value(5), "timed steps")
+      ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
+      ("device", po::value(&device_name)->default_value("cpu"), "cpu or cuda")
+      ("param-dtype", po::value(&param_dtype)->default_value("fp32"), "weights (master) dtype")
+      ("compute-dtype", po::value(&compute_dtype)->default_value("fp32"), "compute dtype (bf16 = autocast)")
+      ("activation-checkpointing", po::bool_switch(&checkpointing), "recompute layers in backward")
+      ("adamw", po::bool_switch(&optimizer_step), "include an AdamW step (fp32 states)")
+      ("peak-tflops", po::value(&peak_tflops)->default_value(0), "device peak for MFU (0: 989 on H100/H200 bf16, else no MFU)");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, options), vm);
+  if (vm.count("help")) {
+    std::cout << options << "\n";
+    return 0;
+  }
+  po::notify(vm);
+
+  ModelConfig config = model_preset(model_name) ? *model_preset(model_name) : load_model_config(model_name);
+  DecoderOptions o;
+  o.device = torch::Device(device_name);
+  o.param_dtype = parse_dtype(param_dtype);
+  o.compute_dtype = parse_dtype(compute_dtype);
+  o.activation_checkpointing = checkpointing;
+  if (o.device.is_cuda() && !torch::cuda::is_available()) fail("--device cuda: no CUDA device");
+  if (peak_tflops == 0 && o.device.is_cuda()) peak_tflops = 989.0;  // H100/H200 SXM dense bf16
+
+  CausalLM model(config, o);
+  model->init_weights(0);
+  std::unique_ptr<torch::optim::AdamW> adamw;
+  if (optimizer_step)
+    adamw = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-5).betas({0.9, 0.95}).weight_decay(0.1));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  torch::Tensor ids = torch::randint(config.vocab_size, {batch, seq_len}, gen, torch::kInt64).to(o.device);
+
+  auto step = [&] {
+    auto [sum, count] = model->loss_sum({ids}, ids);
+    (sum / count.to(torch::kFloat32)).backward();
+    if (adamw) adamw->step();
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+  };
+  for (int64_t i = 0; i < warmup; ++i) step();
+  synchronize(o.device);
+#ifdef DSALIGN_WITH_CUDA
+  if (o.device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(o.device.index() < 0 ? 0 : o.device.index());
+#endif
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  synchronize(o.device);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double tokens_per_s = static_cast<double>(steps * batch * seq_len) / seconds;
+  double flops = training_flops_per_token(config, seq_len) * tokens_per_s;
+  std::printf("model %s seq %lld batch %lld device %s params %s compute %s%s%s\n", model_name.c_str(),
+              static_cast<long long>(seq_len), static_cast<long long>(batch), device_name.c_str(), param_dtype.c_str(),
+              compute_dtype.c_str(), checkpointing ? " +checkpointing" : "", adamw ? " +adamw" : "");
+  std::printf("tokens/s %.1f  step %.3f s  TFLOP/s %.2f  MFU %s  peak memory %s\n", tokens_per_s, seconds / steps,
+              flops / 1e12, peak_tflops > 0 ? std::to_string(flops / 1e12 / peak_tflops).substr(0, 5).c_str() : "n/a",
+              human_bytes(peak_device_bytes(o.device)).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "dsalign_bench_step: error: " << first_line(e) << "\n";
+    return 1;
+  }
+}

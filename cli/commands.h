@@ -1,0 +1,14 @@
+// The dsalign subcommands. Each parses its own arguments and calls into the library.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace dsalign::cli {
+
+using Args = std::vector<std::string>;  // arguments after the subcommand name
+
+int init_command(const Args& args);
+int inspect_command(const Args& args);
+int forward_command(const Args& args);
+
+}  // namespace dsalign::cli

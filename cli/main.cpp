@@ -1,0 +1,56 @@
+// dsalign <command> [arguments]: parse the command name and dispatch; nothing else lives here.
+#include <c10/util/Exception.h>
+
+#include <boost/program_options/errors.hpp>
+#include <cstring>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(const dsalign::cli::Args&);
+  const char* summary;
+};
+
+constexpr Command kCommands[] = {
+    {"init", dsalign::cli::init_command, "write a randomly initialised checkpoint (preset or config.json)"},
+    {"inspect", dsalign::cli::inspect_command, "architecture, parameter counts, FLOPs, training memory; --load times a load"},
+    {"forward", dsalign::cli::forward_command, "run the model on token ids and write fp32 logits to safetensors"},
+};
+
+void usage(std::ostream& out) {
+  out << "usage: dsalign <command> [arguments]   (dsalign <command> --help for details)\n\ncommands:\n";
+  for (const auto& c : kCommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    usage(std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string name = argv[1];
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(dsalign::cli::Args(argv + 2, argv + argc));
+    } catch (const dsalign::Error& e) {
+      std::cerr << "dsalign " << name << ": error: " << e.what() << "\n";
+    } catch (const boost::program_options::error& e) {
+      std::cerr << "dsalign " << name << ": error: " << e.what() << " (see dsalign " << name << " --help)\n";
+    } catch (const c10::Error& e) {
+      std::cerr << "dsalign " << name << ": error: " << dsalign::first_line(e) << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "dsalign " << name << ": error: " << dsalign::first_line(e) << "\n";
+    }
+    return 1;
+  }
+  std::cerr << "dsalign: unknown command '" << name << "'\n";
+  usage(std::cerr);
+  return 2;
+}

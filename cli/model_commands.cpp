@@ -1,0 +1,219 @@
+// init, inspect, forward: the model-level subcommands.
+#include <boost/program_options.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "model/checkpoint.h"
+#include "model/inspect.h"
+#include "model/weight_file.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace po = boost::program_options;
+
+namespace dsalign::cli {
+namespace {
+
+// Parses args; returns false after printing help when --help was given.
+bool parse(const Args& args, const std::string& usage_line, po::options_description& options,
+           const po::positional_options_description& positional, po::variables_map& vm) {
+  options.add_options()("help,h", "show this help");
+  po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: " << usage_line << "\n\n" << options << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+// A preset name, a config.json file, or a checkpoint directory.
+ModelConfig resolve_config(const std::string& what) {
+  if (auto preset = model_preset(what)) return *preset;
+  if (fs::exists(what)) return load_model_config(what);
+  std::string names;
+  for (const auto& n : model_preset_names()) names += (names.empty() ? "" : ", ") + n;
+  fail("'", what, "' is neither a checkpoint directory, a config.json, nor a preset (", names, ")");
+}
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available()) fail("--device ", name, ": no CUDA device is available");
+    return torch::Device(name);
+  }
+  fail("--device must be cpu or cuda[:N], got '", name, "'");
+}
+
+int64_t parse_size(const std::string& text) {
+  // "5GB", "500MB", "123" (bytes). Decimal units, like transformers' max_shard_size.
+  size_t pos = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &pos);
+  } catch (const std::exception&) {
+    fail("--shard-size: expected a size like 5GB or 500MB, got '", text, "'");
+  }
+  std::string unit = text.substr(pos);
+  double scale = unit.empty() || unit == "B" ? 1 : unit == "KB" ? 1e3 : unit == "MB" ? 1e6 : unit == "GB" ? 1e9 : -1;
+  if (scale < 0 || value <= 0) fail("--shard-size: expected a size like 5GB or 500MB, got '", text, "'");
+  return static_cast<int64_t>(value * scale);
+}
+
+// Token ids: "1,2,3" or a file with one row per line (commas or spaces). Rows must have equal length.
+torch::Tensor read_ids(const std::string& spec, int64_t vocab_size) {
+  std::vector<std::vector<int64_t>> rows;
+  std::string source = "--ids";
+  auto parse_row = [&](const std::string& line, int line_number) {
+    std::string cleaned = line;
+    for (char& ch : cleaned)
+      if (ch == ',') ch = ' ';
+    std::istringstream in(cleaned);
+    std::vector<int64_t> row;
+    std::string token;
+    while (in >> token) {
+      size_t used = 0;
+      int64_t id = -1;
+      try {
+        id = std::stoll(token, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != token.size()) fail(source, ":", line_number, ": '", token, "' is not a token id");
+      if (id < 0 || id >= vocab_size)
+        fail(source, ":", line_number, ": token id ", id, " is outside the vocabulary (0..", vocab_size - 1, ")");
+      row.push_back(id);
+    }
+    if (!row.empty()) {
+      if (!rows.empty() && rows.front().size() != row.size())
+        fail(source, ":", line_number, ": row has ", row.size(), " ids, the first row has ", rows.front().size(),
+             " (rows must have equal length)");
+      rows.push_back(std::move(row));
+    }
+  };
+  if (fs::is_regular_file(spec)) {
+    source = spec;
+    std::ifstream in(spec);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) parse_row(line, ++n);
+  } else {
+    parse_row(spec, 1);
+  }
+  if (rows.empty()) fail(source, ": no token ids");
+  torch::Tensor ids = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())}, torch::kInt64);
+  for (size_t r = 0; r < rows.size(); ++r)
+    std::copy(rows[r].begin(), rows[r].end(), ids[static_cast<int64_t>(r)].data_ptr<int64_t>());
+  return ids;
+}
+
+}  // namespace
+
+int init_command(const Args& args) {
+  po::options_description options("options");
+  std::string source, out, dtype, shard_size;
+  uint64_t seed = 0;
+  options.add_options()
+      ("source", po::value(&source)->required(), "preset name or config.json")
+      ("out", po::value(&out)->required(), "output directory (must not exist or be empty)")
+      ("dtype", po::value(&dtype)->default_value("bf16"), "on-disk dtype: bf16, fp32, fp16")
+      ("seed", po::value(&seed)->default_value(0), "random seed")
+      ("shard-size", po::value(&shard_size)->default_value("5GB"), "largest safetensors shard, e.g. 5GB, 200MB");
+  po::positional_options_description positional;
+  positional.add("source", 1).add("out", 1);
+  po::variables_map vm;
+  std::string presets;
+  for (const auto& n : model_preset_names()) presets += (presets.empty() ? "" : ", ") + n;
+  if (!parse(args, "dsalign init <preset|config.json> <out_dir> [--dtype bf16] [--seed 0] [--shard-size 5GB]\n\n"
+                   "Writes a randomly initialised Hugging Face checkpoint (normal(0, initializer_range) weights).\n"
+                   "The whole model is built in host memory in --dtype. Presets: " + presets,
+             options, positional, vm))
+    return 0;
+  ModelConfig config = resolve_config(source);
+  torch::ScalarType disk_dtype = parse_dtype(dtype);
+  DecoderOptions model_options;
+  model_options.param_dtype = disk_dtype;
+  model_options.compute_dtype = disk_dtype;
+  CausalLM model(config, model_options);
+  model->init_weights(seed);
+  SaveOptions save;
+  save.dtype = disk_dtype;
+  save.max_shard_bytes = parse_size(shard_size);
+  save_checkpoint(model, out, save);
+  std::cout << "wrote " << out << ": " << count_parameters(config).total << " parameters in " << dtype_name(disk_dtype) << "\n";
+  return 0;
+}
+
+int inspect_command(const Args& args) {
+  po::options_description options("options");
+  std::string source, dtype;
+  int64_t seq_len = 4096;
+  options.add_options()
+      ("source", po::value(&source)->required(), "checkpoint directory, config.json or preset name")
+      ("seq-len", po::value(&seq_len)->default_value(4096), "sequence length for the FLOPs figures")
+      ("load", po::bool_switch(), "load the weights (strict check) and report time and peak host memory")
+      ("dtype", po::value(&dtype)->default_value("bf16"), "dtype to load into with --load: bf16, fp32");
+  po::positional_options_description positional;
+  positional.add("source", 1);
+  po::variables_map vm;
+  if (!parse(args, "dsalign inspect <dir|config.json|preset> [--seq-len 4096] [--load [--dtype bf16]]", options,
+             positional, vm))
+    return 0;
+  if (seq_len <= 0) fail("--seq-len must be positive");
+  ModelConfig config = resolve_config(source);
+  std::cout << inspect_report(config, seq_len);
+  if (vm["load"].as<bool>()) {
+    if (!fs::is_directory(source)) fail("--load needs a checkpoint directory, got '", source, "'");
+    DecoderOptions model_options;
+    model_options.param_dtype = model_options.compute_dtype = parse_dtype(dtype);
+    reset_peak_host_memory();
+    HostMemory before = host_memory();
+    auto start = std::chrono::steady_clock::now();
+    CausalLM model(config, model_options);
+    LoadReport report = load_weights(model, source);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    HostMemory after = host_memory();
+    double model_bytes = static_cast<double>(count_parameters(config).total) * torch::elementSize(model_options.param_dtype);
+    std::cout << "\nload                " << report.tensors << " tensors from " << report.files << " file(s), "
+              << human_bytes(static_cast<double>(report.bytes_read)) << " read in " << seconds << " s ("
+              << human_bytes(report.bytes_read / std::max(seconds, 1e-9)) << "/s)\n"
+              << "host memory         peak " << human_bytes(static_cast<double>(after.peak_resident_bytes)) << " (before "
+              << human_bytes(static_cast<double>(before.resident_bytes)) << "; the weights in " << dtype_name(model_options.param_dtype)
+              << " are " << human_bytes(model_bytes) << ")\n";
+  }
+  return 0;
+}
+
+int forward_command(const Args& args) {
+  po::options_description options("options");
+  std::string model_dir, ids_spec, out, device_name, dtype;
+  options.add_options()
+      ("model", po::value(&model_dir)->required(), "checkpoint directory")
+      ("ids", po::value(&ids_spec)->required(), "token ids: '1,2,3' or a file with one equal-length row per line")
+      ("out", po::value(&out)->required(), "output .safetensors: logits [B, T, V] fp32 and input_ids")
+      ("device", po::value(&device_name)->default_value("cpu"), "cpu or cuda[:N]")
+      ("dtype", po::value(&dtype)->default_value("fp32"), "weights and compute dtype: fp32 or bf16");
+  po::variables_map vm;
+  if (!parse(args, "dsalign forward --model <dir> --ids <file|comma list> --out <logits.safetensors> [--device cpu|cuda] [--dtype fp32|bf16]",
+             options, {}, vm))
+    return 0;
+  DecoderOptions model_options;
+  model_options.device = parse_device(device_name);
+  model_options.param_dtype = model_options.compute_dtype = parse_dtype(dtype);
+  CausalLM model = load_model(model_dir, model_options);
+  torch::Tensor ids = read_ids(ids_spec, model->config.vocab_size);
+  torch::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = model->forward({ids.to(model_options.device)}).to(torch::kCPU, torch::kFloat32);
+  }
+  write_safetensors(out, {{"logits", logits}, {"input_ids", ids}});
+  std::cout << "wrote " << out << ": logits " << shape_string(logits.sizes().vec()) << " fp32\n";
+  return 0;
+}
+
+}  // namespace dsalign::cli

@@ -1,0 +1,274 @@
+#include "model/decoder.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+
+#include <functional>
+
+#include "util/error.h"
+
+namespace dsalign {
+namespace {
+
+// Enables autocast to `dtype` on `device` for its lifetime and restores the previous state; the
+// cast-weight cache is dropped when the outermost guard exits, as Python's autocast does.
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType device, torch::ScalarType dtype)
+      : device_(device),
+        was_enabled_(at::autocast::is_autocast_enabled(device)),
+        previous_dtype_(at::autocast::get_autocast_dtype(device)) {
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, dtype);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool was_enabled_;
+  torch::ScalarType previous_dtype_;
+};
+
+// Runs `fn` when `compute` differs from `params`, under autocast to `compute`.
+template <typename Fn>
+auto with_compute_dtype(const DecoderOptions& o, Fn&& fn) {
+  if (o.compute_dtype == o.param_dtype) return fn();
+  AutocastGuard guard(o.device.type(), o.compute_dtype);
+  return fn();
+}
+
+using LayerFn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+// Activation checkpointing: the autograd node that stands for one whole layer. Forward ran
+// without a graph; backward re-runs the layer on its saved input with a graph, back-propagates
+// the incoming gradient through it (parameter gradients accumulate as usual) and passes on the
+// input's gradient.
+struct RecomputeLayerBackward : torch::autograd::Node {
+  RecomputeLayerBackward(LayerFn fn, torch::Tensor input) : fn_(std::move(fn)), input_(std::move(input)) {}
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    torch::Tensor x = input_.detach().requires_grad_(true);
+    torch::Tensor y;
+    {
+      torch::AutoGradMode enable(true);
+      y = fn_(x);
+    }
+    torch::autograd::backward({y}, {grads[0]});
+    torch::Tensor grad = x.grad();
+    fn_ = nullptr;
+    input_ = torch::Tensor();
+    return {grad};
+  }
+  std::string name() const override { return "RecomputeLayerBackward"; }
+
+ private:
+  LayerFn fn_;
+  torch::Tensor input_;
+};
+
+torch::Tensor checkpointed(LayerFn fn, const torch::Tensor& x) {
+  torch::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = fn(x);
+  }
+  if (!x.requires_grad() && !torch::GradMode::is_enabled()) return y;
+  auto node = std::shared_ptr<RecomputeLayerBackward>(new RecomputeLayerBackward(fn, x), torch::autograd::deleteNode);
+  node->set_next_edges(torch::autograd::collect_next_edges(x));
+  torch::autograd::set_history(y, node);
+  return y;
+}
+
+torch::Tensor causal_document_mask(const torch::Tensor& document_ids) {
+  const int64_t T = document_ids.size(1);
+  torch::Tensor same = document_ids.unsqueeze(2) == document_ids.unsqueeze(1);  // [B, T, T]
+  torch::Tensor causal = torch::ones({T, T}, document_ids.options().dtype(torch::kBool)).tril();
+  return same.logical_and(causal).unsqueeze(1);
+}
+
+}  // namespace
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias, const torch::TensorOptions& options) {
+  weight = register_parameter("weight", torch::empty({out_features, in_features}, options));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out_features}, options));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  return torch::nn::functional::linear(x, weight, bias);
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options) : eps(eps_) {
+  weight = register_parameter("weight", torch::empty({dim}, options));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x, ops::Backend backend) {
+  return ops::rms_norm(x, weight, eps, backend);
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& options)
+    : n_head(c.num_attention_heads), n_head_kv(c.num_key_value_heads), head_dim(c.head_dim) {
+  q_proj = register_module("q_proj", Linear(c.hidden_size, n_head * head_dim, c.attention_bias, options));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, n_head_kv * head_dim, c.attention_bias, options));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, n_head_kv * head_dim, c.attention_bias, options));
+  o_proj = register_module("o_proj", Linear(n_head * head_dim, c.hidden_size, c.attention_bias, options));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend) {
+  const int64_t B = x.size(0), T = x.size(1);
+  // [B, T, H * hd] -> [B, H, T, hd]
+  torch::Tensor q = q_proj(x).view({B, T, n_head, head_dim}).transpose(1, 2);
+  torch::Tensor k = k_proj(x).view({B, T, n_head_kv, head_dim}).transpose(1, 2);
+  torch::Tensor v = v_proj(x).view({B, T, n_head_kv, head_dim}).transpose(1, 2);
+  q = ops::rope(q, context.rope.cos, context.rope.sin, backend);
+  k = ops::rope(k, context.rope.cos, context.rope.sin, backend);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  torch::Tensor out;
+  if (context.mask.defined()) {
+    // The memory-efficient kernels take a mask but not grouped heads: share K/V explicitly.
+    if (n_head != n_head_kv) {
+      k = k.repeat_interleave(n_head / n_head_kv, 1);
+      v = v.repeat_interleave(n_head / n_head_kv, 1);
+    }
+    out = at::scaled_dot_product_attention(q, k, v, context.mask, 0.0, false, scale);
+  } else {
+    out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale,
+                                           /*enable_gqa=*/n_head != n_head_kv);
+  }
+  return o_proj(out.transpose(1, 2).reshape({B, T, n_head * head_dim}));
+}
+
+MLPImpl::MLPImpl(const ModelConfig& c, const torch::TensorOptions& options) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, options));
+}
+
+torch::Tensor MLPImpl::forward(const torch::Tensor& x, ops::Backend backend) {
+  return down_proj(ops::swiglu(gate_proj(x), up_proj(x), backend));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const torch::TensorOptions& options) {
+  self_attn = register_module("self_attn", Attention(c, options));
+  mlp = register_module("mlp", MLP(c, options));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend) {
+  torch::Tensor h = x + self_attn(input_layernorm(x, backend), context, backend);
+  return h + mlp(post_attention_layernorm(h, backend), backend);
+}
+
+DecoderTrunkImpl::DecoderTrunkImpl(const ModelConfig& c, const torch::TensorOptions& options) {
+  embed_tokens = register_module(
+      "embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)._weight(
+                          torch::empty({c.vocab_size, c.hidden_size}, options))));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, options));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& c, const DecoderOptions& o) : config(c), options(o) {
+  validate(c, "model config");
+  auto tensor_options = torch::TensorOptions().dtype(o.param_dtype).device(o.device);
+  model = register_module("model", DecoderTrunk(c, tensor_options));
+  if (!c.tie_word_embeddings)
+    lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false, tensor_options));
+}
+
+torch::Tensor CausalLMImpl::lm_head_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+torch::Tensor CausalLMImpl::hidden_states(const DecoderInput& input) {
+  const torch::Tensor& ids = input.input_ids;
+  TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == torch::kInt64, "input_ids must be [B, T] int64, got ",
+              ids.sizes(), " ", ids.scalar_type());
+  const int64_t B = ids.size(0), T = ids.size(1);
+  torch::Tensor positions = input.position_ids.defined()
+                                ? input.position_ids
+                                : torch::arange(T, ids.options()).unsqueeze(0).expand({B, T});
+  TORCH_CHECK(positions.sizes() == ids.sizes(), "position_ids ", positions.sizes(), " must match input_ids ", ids.sizes());
+  return with_compute_dtype(options, [&] {
+    torch::Tensor h = model->embed_tokens(ids);
+    AttentionContext context{rope_tables(config, positions, h.scalar_type()), torch::Tensor()};
+    if (input.document_ids.defined()) {
+      TORCH_CHECK(input.document_ids.sizes() == ids.sizes(), "document_ids ", input.document_ids.sizes(),
+                  " must match input_ids ", ids.sizes());
+      context.mask = causal_document_mask(input.document_ids);
+    }
+    const ops::Backend backend = options.backend;
+    const bool recompute = options.activation_checkpointing && torch::GradMode::is_enabled();
+    for (const auto& module : *model->layers) {
+      auto layer = module->as<DecoderLayerImpl>();
+      if (recompute) {
+        // The recompute in backward runs outside this scope: it re-enters autocast itself.
+        DecoderOptions o = options;
+        h = checkpointed(
+            [layer, context, backend, o](const torch::Tensor& x) {
+              return with_compute_dtype(o, [&] { return layer->forward(x, context, backend); });
+            },
+            h);
+      } else {
+        h = layer->forward(h, context, backend);
+      }
+    }
+    return model->norm(h, backend);
+  });
+}
+
+torch::Tensor CausalLMImpl::forward(const DecoderInput& input) {
+  torch::Tensor h = hidden_states(input);
+  return with_compute_dtype(options, [&] { return torch::nn::functional::linear(h, lm_head_weight()); });
+}
+
+std::pair<torch::Tensor, torch::Tensor> CausalLMImpl::loss_sum(const DecoderInput& input, const torch::Tensor& labels) {
+  TORCH_CHECK(labels.sizes() == input.input_ids.sizes(), "labels ", labels.sizes(), " must match input_ids ",
+              input.input_ids.sizes());
+  torch::Tensor h = hidden_states(input);
+  const int64_t T = h.size(1);
+  torch::Tensor hidden = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)});
+  torch::Tensor targets = labels.narrow(1, 1, T - 1).reshape({-1});
+  torch::Tensor sum = with_compute_dtype(options, [&] {
+    return ops::linear_cross_entropy_sum(hidden, lm_head_weight(), targets, options.backend);
+  });
+  return {sum, (targets != ops::kIgnoreIndex).sum()};
+}
+
+void CausalLMImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  // Draw on a CPU generator so the same seed gives the same weights on any device.
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& p = item.value();
+    if (name.ends_with("norm.weight")) {
+      p.fill_(1.0);
+    } else if (name.ends_with(".bias")) {
+      p.zero_();
+    } else {
+      torch::Tensor draw = torch::empty(p.sizes(), torch::kFloat32);
+      draw.normal_(0.0, config.initializer_range, generator);
+      p.copy_(draw);
+    }
+  }
+}
+
+torch::Tensor document_ids_from_positions(const torch::Tensor& position_ids) {
+  return (position_ids == 0).to(torch::kInt64).cumsum(1);
+}
+
+torch::Tensor document_ids_from_attention_mask(const torch::Tensor& attention_mask) {
+  return torch::where(attention_mask.to(torch::kBool), torch::zeros_like(attention_mask, torch::kInt64),
+                      torch::full_like(attention_mask, -1, torch::kInt64));
+}
+
+}  // namespace dsalign

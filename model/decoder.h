@@ -1,0 +1,116 @@
+// The GQA decoder of the LlamaForCausalLM family (deepseek-llm, deepseek-coder) in LibTorch.
+// Submodules carry the Hugging Face names (model.layers.N.self_attn.q_proj, ...), so
+// named_parameters() yields exactly the checkpoint's tensor names.
+#pragma once
+#include <torch/torch.h>
+
+#include "model/config.h"
+#include "model/ops.h"
+#include "model/rope.h"
+
+namespace dsalign {
+
+struct DecoderOptions {
+  torch::ScalarType param_dtype = torch::kFloat32;  // weights as stored in memory (master weights)
+  // Matmuls and attention run in this dtype. When it differs from param_dtype, forward runs under
+  // autocast: fp32 master weights with bf16 compute.
+  torch::ScalarType compute_dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+  bool activation_checkpointing = false;  // recompute each layer in backward, keep only its input
+  ops::Backend backend = ops::Backend::reference;
+};
+
+// Per forward, shared by every layer: rotary tables and, for packed or padded rows, the mask.
+struct AttentionContext {
+  RopeTables rope;
+  torch::Tensor mask;  // [B, 1, T, T] bool (true = may attend), undefined = plain causal
+};
+
+// A linear layer whose parameters start uninitialised (loading 7B weights should not first pay
+// for a random init); init_weights() fills them.
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);  // [..., in] -> [..., out]
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+TORCH_MODULE(Linear);
+
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, ops::Backend backend);  // [..., D] -> [..., D]
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+struct AttentionImpl : torch::nn::Module {
+  AttentionImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  // x: [B, T, D] -> [B, T, D]
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend);
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t n_head, n_head_kv, head_dim;
+};
+TORCH_MODULE(Attention);
+
+struct MLPImpl : torch::nn::Module {
+  MLPImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, ops::Backend backend);  // [B, T, D] -> [B, T, D]
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(MLP);
+
+struct DecoderLayerImpl : torch::nn::Module {
+  DecoderLayerImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend);
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  MLP mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// The trunk: embeddings, layers, final norm ("model." in checkpoint names).
+struct DecoderTrunkImpl : torch::nn::Module {
+  DecoderTrunkImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers;
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderTrunk);
+
+// What a row of tokens is: ids, their positions, and which document each token belongs to.
+struct DecoderInput {
+  torch::Tensor input_ids;     // [B, T] int64
+  torch::Tensor position_ids;  // [B, T] int64; undefined = 0..T-1 per row
+  // [B, T] int64; undefined = one causal document per row. Tokens attend only to earlier tokens
+  // with the same id (packed documents); give padding its own id (e.g. -1).
+  torch::Tensor document_ids;
+};
+
+struct CausalLMImpl : torch::nn::Module {
+  CausalLMImpl(const ModelConfig& config, const DecoderOptions& options);
+
+  // -> [B, T, D] final-normed hidden states
+  torch::Tensor hidden_states(const DecoderInput& input);
+  // -> [B, T, V] logits in the compute dtype
+  torch::Tensor forward(const DecoderInput& input);
+  // Sum and count of next-token NLL, transformers-style: logits[:, t] predicts labels[:, t + 1];
+  // labels == -100 carry no loss. Returns {fp32 scalar sum, int64 scalar count}.
+  std::pair<torch::Tensor, torch::Tensor> loss_sum(const DecoderInput& input, const torch::Tensor& labels);
+
+  torch::Tensor lm_head_weight() const;  // the embedding matrix when tied
+  void init_weights(uint64_t seed);      // normal(0, initializer_range), norms 1, biases 0
+
+  const ModelConfig config;
+  const DecoderOptions options;
+  DecoderTrunk model{nullptr};
+  Linear lm_head{nullptr};  // null when tie_word_embeddings
+};
+TORCH_MODULE(CausalLM);
+
+// Document ids from position ids that restart at 0 at each packed document's start.
+torch::Tensor document_ids_from_positions(const torch::Tensor& position_ids);
+// For right- or left-padded batches: attention_mask [B, T] of 1/0 -> document ids (pads -1).
+torch::Tensor document_ids_from_attention_mask(const torch::Tensor& attention_mask);
+
+}  // namespace dsalign

@@ -1,0 +1,86 @@
+#include "model/ops.h"
+
+#include "util/error.h"
+
+namespace dsalign::ops {
+
+namespace reference {
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  torch::Tensor x32 = x.to(torch::kFloat32);
+  torch::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);
+  torch::Tensor normed = x32 * torch::rsqrt(variance + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  return torch::silu(gate) * up;
+}
+
+torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  torch::Tensor x1 = x.narrow(-1, 0, half);
+  torch::Tensor x2 = x.narrow(-1, half, half);
+  torch::Tensor rotated = torch::cat({-x2, x1}, -1);
+  torch::Tensor c = cos.unsqueeze(1);  // broadcast over heads
+  torch::Tensor s = sin.unsqueeze(1);
+  return x * c + rotated * s;
+}
+
+torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::nn::functional::cross_entropy(
+      logits.to(torch::kFloat32), targets,
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(kIgnoreIndex));
+}
+
+torch::Tensor linear_cross_entropy_sum(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                       const torch::Tensor& targets) {
+  return cross_entropy_sum(torch::nn::functional::linear(hidden, weight), targets);
+}
+
+}  // namespace reference
+
+namespace {
+
+void check_rms_norm(const torch::Tensor& x, const torch::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 1 && x.size(-1) == weight.size(0), "rms_norm: weight ", weight.sizes(),
+              " does not match the last dimension of x ", x.sizes());
+}
+
+}  // namespace
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, Backend backend) {
+  check_rms_norm(x, weight);
+  return reference::rms_norm(x, weight, eps);
+}
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up, Backend backend) {
+  TORCH_CHECK(gate.sizes() == up.sizes(), "swiglu: gate ", gate.sizes(), " and up ", up.sizes(), " differ");
+  return reference::swiglu(gate, up);
+}
+
+torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, Backend backend) {
+  TORCH_CHECK(x.dim() == 4 && cos.dim() == 3 && x.size(0) == cos.size(0) && x.size(2) == cos.size(1) &&
+                  x.size(3) == cos.size(2) && cos.sizes() == sin.sizes(),
+              "rope: x ", x.sizes(), " needs cos/sin of [B, T, hd], got ", cos.sizes(), " and ", sin.sizes());
+  return reference::rope(x, cos, sin);
+}
+
+torch::Tensor linear_cross_entropy_sum(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                       const torch::Tensor& targets, Backend backend) {
+  TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1) &&
+                  targets.dim() == 1 && targets.size(0) == hidden.size(0),
+              "linear_cross_entropy_sum: hidden ", hidden.sizes(), ", weight ", weight.sizes(), ", targets ",
+              targets.sizes(), " do not fit [N, D], [V, D], [N]");
+  return reference::linear_cross_entropy_sum(hidden, weight, targets);
+}
+
+bool kernels_compiled() {
+#ifdef DSALIGN_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace dsalign::ops

@@ -1,0 +1,235 @@
+// ops:: references against first-principles formulas, and decoder properties: packing, padding,
+// GQA, activation checkpointing, gradient accumulation, mixed precision.
+#include <gtest/gtest.h>
+
+#include "model/decoder.h"
+#include "model/rope.h"
+
+using namespace dsalign;
+
+namespace {
+
+ModelConfig tiny_config(int64_t kv_heads = 2) {
+  ModelConfig c = *model_preset("tiny");
+  c.num_key_value_heads = kv_heads;
+  c.num_hidden_layers = 2;
+  return c;
+}
+
+CausalLM tiny_model(const ModelConfig& c, DecoderOptions o = {}) {
+  CausalLM m(c, o);
+  m->init_weights(3);
+  return m;
+}
+
+torch::Tensor random_ids(int64_t b, int64_t t, int64_t vocab, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return torch::randint(vocab, {b, t}, gen, torch::kInt64);
+}
+
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST(Ops, RmsNormMatchesDefinitionOnOddShapes) {
+  torch::manual_seed(0);
+  for (int64_t d : {1, 7, 123, 4096}) {
+    torch::Tensor x = torch::randn({3, 5, d}, torch::kFloat64);
+    torch::Tensor w = torch::randn({d}, torch::kFloat64);
+    torch::Tensor expected = x / torch::sqrt((x * x).mean(-1, true) + 1e-6) * w;
+    torch::Tensor got = ops::rms_norm(x.to(torch::kFloat32), w.to(torch::kFloat32), 1e-6, ops::Backend::reference);
+    EXPECT_LE(max_diff(got, expected), 1e-5 * (1 + expected.abs().max().item<double>())) << d;
+  }
+}
+
+TEST(Ops, SwigluMatchesDefinition) {
+  torch::Tensor g = torch::randn({4, 171}, torch::kFloat64), u = torch::randn({4, 171}, torch::kFloat64);
+  torch::Tensor expected = g / (1 + torch::exp(-g)) * u;
+  EXPECT_LE(max_diff(ops::swiglu(g, u, ops::Backend::reference), expected), 1e-12);
+}
+
+// Rotate-half RoPE equals rotating each pair (x_i, x_{i + hd/2}) by angle pos * inv_freq_i.
+TEST(Ops, RopeRotatesPairs) {
+  ModelConfig c = tiny_config();
+  const int64_t B = 2, H = 3, T = 9, hd = c.head_dim;
+  torch::Tensor x = torch::randn({B, H, T, hd}, torch::kFloat64);
+  torch::Tensor pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T}).contiguous();
+  RopeTables tables = rope_tables(c, pos, torch::kFloat64);
+  torch::Tensor got = ops::rope(x, tables.cos, tables.sin, ops::Backend::reference);
+  torch::Tensor inv = rope_inv_freq(c, T).to(torch::kFloat64);
+  for (int64_t t : {0, 4, 8}) {
+    for (int64_t i : {int64_t{0}, hd / 2 - 1}) {
+      double angle = t * inv[i].item<double>();
+      double a = x[1][2][t][i].item<double>(), b = x[1][2][t][i + hd / 2].item<double>();
+      EXPECT_NEAR(got[1][2][t][i].item<double>(), a * std::cos(angle) - b * std::sin(angle), 1e-6);
+      EXPECT_NEAR(got[1][2][t][i + hd / 2].item<double>(), b * std::cos(angle) + a * std::sin(angle), 1e-6);
+    }
+  }
+}
+
+TEST(Rope, LinearScalingDividesFrequencies) {
+  ModelConfig c = tiny_config();
+  torch::Tensor plain = rope_inv_freq(c, 10);
+  c.rope_scaling.type = RopeScalingType::linear;
+  c.rope_scaling.factor = 4.0;
+  EXPECT_LE(max_diff(rope_inv_freq(c, 10), plain / 4.0), 1e-12);
+}
+
+TEST(Ops, LinearCrossEntropyIgnoresMaskedTargets) {
+  torch::Tensor h = torch::randn({6, 8}), w = torch::randn({11, 8});
+  torch::Tensor targets = torch::tensor({1, -100, 3, 10, -100, 0}, torch::kInt64);
+  torch::Tensor logp = torch::log_softmax(torch::matmul(h, w.t()).to(torch::kFloat64), -1);
+  double expected = 0;
+  for (int64_t i = 0; i < 6; ++i)
+    if (targets[i].item<int64_t>() != -100) expected -= logp[i][targets[i].item<int64_t>()].item<double>();
+  EXPECT_NEAR(ops::linear_cross_entropy_sum(h, w, targets, ops::Backend::reference).item<double>(), expected, 1e-4);
+}
+
+// Several documents in one row, positions restarting per document and no attention across
+// documents, give the logits of each document run on its own.
+TEST(Decoder, PackedRowEqualsDocumentsRunSeparately) {
+  ModelConfig c = tiny_config();
+  CausalLM model = tiny_model(c);
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> lengths = {5, 9, 3, 7};
+  std::vector<torch::Tensor> docs, positions;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    docs.push_back(random_ids(1, lengths[i], c.vocab_size, 10 + i));
+    positions.push_back(torch::arange(lengths[i], torch::kInt64).unsqueeze(0));
+  }
+  torch::Tensor packed_ids = torch::cat(docs, 1), packed_pos = torch::cat(positions, 1);
+  torch::Tensor packed = model->forward({packed_ids, packed_pos, document_ids_from_positions(packed_pos)});
+  int64_t offset = 0;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    torch::Tensor alone = model->forward({docs[i]});
+    EXPECT_LE(max_diff(packed.narrow(1, offset, lengths[i]), alone), 1e-5) << "document " << i;
+    offset += lengths[i];
+  }
+}
+
+TEST(Decoder, PackedLossEqualsSumOfDocumentLosses) {
+  ModelConfig c = tiny_config();
+  CausalLM model = tiny_model(c);
+  torch::NoGradGuard no_grad;
+  torch::Tensor a = random_ids(1, 6, c.vocab_size, 1), b = random_ids(1, 8, c.vocab_size, 2);
+  torch::Tensor ids = torch::cat({a, b}, 1);
+  torch::Tensor pos = torch::cat({torch::arange(6, torch::kInt64), torch::arange(8, torch::kInt64)}).unsqueeze(0);
+  torch::Tensor labels = ids.clone();
+  labels[0][6] = ops::kIgnoreIndex;  // the first token of document 2 is not predicted from document 1
+  auto [packed_sum, packed_count] = model->loss_sum({ids, pos, document_ids_from_positions(pos)}, labels);
+  auto [sa, ca] = model->loss_sum({a}, a);
+  auto [sb, cb] = model->loss_sum({b}, b);
+  EXPECT_EQ(packed_count.item<int64_t>(), ca.item<int64_t>() + cb.item<int64_t>());
+  EXPECT_NEAR(packed_sum.item<double>(), sa.item<double>() + sb.item<double>(), 1e-4);
+}
+
+// A GQA model equals the MHA model whose K/V heads are the GQA heads repeated.
+TEST(Decoder, GroupedQueryAttentionEqualsRepeatedHeads) {
+  ModelConfig gqa = tiny_config(1);
+  ModelConfig mha = tiny_config(4);
+  CausalLM a = tiny_model(gqa), b = tiny_model(mha);
+  torch::NoGradGuard no_grad;
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (auto& item : pb) {
+    torch::Tensor src = pa[item.key()];
+    if (item.key().ends_with("k_proj.weight") || item.key().ends_with("v_proj.weight"))
+      src = src.view({1, gqa.head_dim, gqa.hidden_size}).repeat({4, 1, 1}).view({4 * gqa.head_dim, gqa.hidden_size});
+    item.value().copy_(src);
+  }
+  torch::Tensor ids = random_ids(2, 12, gqa.vocab_size, 5);
+  EXPECT_LE(max_diff(a->forward({ids}), b->forward({ids})), 1e-5);
+  // the masked path (explicit document mask) agrees with the causal path
+  torch::Tensor docs = torch::zeros({2, 12}, torch::kInt64);
+  EXPECT_LE(max_diff(a->forward({ids, {}, docs}), a->forward({ids})), 1e-5);
+}
+
+TEST(Decoder, ActivationCheckpointingGivesIdenticalGradients) {
+  ModelConfig c = tiny_config();
+  DecoderOptions with;
+  with.activation_checkpointing = true;
+  CausalLM plain = tiny_model(c), ckpt = tiny_model(c, with);
+  torch::Tensor ids = random_ids(2, 16, c.vocab_size, 9);
+  for (CausalLM* m : {&plain, &ckpt}) {
+    auto [sum, count] = (*m)->loss_sum({ids}, ids);
+    sum.backward();
+  }
+  auto gp = plain->named_parameters(), gc = ckpt->named_parameters();
+  for (auto& item : gp) {
+    ASSERT_TRUE(gc[item.key()].grad().defined()) << item.key();
+    EXPECT_LE(max_diff(item.value().grad(), gc[item.key()].grad()), 1e-6) << item.key();
+  }
+}
+
+// Sum-then-divide: the loss and gradient of one batch equal those accumulated over micro-batches.
+TEST(Decoder, GradientAccumulationEqualsOneBigBatch) {
+  ModelConfig c = tiny_config();
+  CausalLM big = tiny_model(c), micro = tiny_model(c);
+  torch::Tensor ids = random_ids(4, 10, c.vocab_size, 4);
+  torch::Tensor labels = ids.clone();
+  labels.index_put_({1, torch::indexing::Slice(0, 7)}, ops::kIgnoreIndex);  // unequal token counts
+  auto [sum, count] = big->loss_sum({ids}, labels);
+  (sum / count.to(torch::kFloat32)).backward();
+  int64_t total = (labels.narrow(1, 1, 9) != ops::kIgnoreIndex).sum().item<int64_t>();
+  for (int64_t i = 0; i < 4; i += 2) {
+    auto [s, n] = micro->loss_sum({ids.narrow(0, i, 2)}, labels.narrow(0, i, 2));
+    (s / static_cast<double>(total)).backward();
+  }
+  auto a = big->named_parameters(), b = micro->named_parameters();
+  for (auto& item : a) EXPECT_LE(max_diff(item.value().grad(), b[item.key()].grad()), 1e-6) << item.key();
+}
+
+// fp32 master weights with bf16 compute: parameters and their gradients stay fp32, logits are
+// bf16 and close to the fp32 model's.
+TEST(Decoder, Fp32MasterWeightsWithBf16Compute) {
+  ModelConfig c = tiny_config();
+  DecoderOptions mixed;
+  mixed.compute_dtype = torch::kBFloat16;
+  CausalLM ref = tiny_model(c), m = tiny_model(c, mixed);
+  torch::Tensor ids = random_ids(2, 12, c.vocab_size, 6);
+  torch::Tensor logits = m->forward({ids});
+  EXPECT_EQ(logits.scalar_type(), torch::kBFloat16);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = ref->forward({ids});
+  }
+  EXPECT_LE(max_diff(logits, expected), 0.05 * expected.abs().max().item<double>());
+  auto [sum, count] = m->loss_sum({ids}, ids);
+  EXPECT_EQ(sum.scalar_type(), torch::kFloat32);
+  sum.backward();
+  for (auto& p : m->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+    EXPECT_EQ(p.grad().scalar_type(), torch::kFloat32);
+  }
+}
+
+TEST(Decoder, Bf16WeightsRunOnCpu) {
+  ModelConfig c = tiny_config();
+  DecoderOptions o;
+  o.param_dtype = o.compute_dtype = torch::kBFloat16;
+  CausalLM m = tiny_model(c, o);
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits = m->forward({random_ids(1, 8, c.vocab_size, 1)});
+  EXPECT_EQ(logits.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+}
+
+TEST(Decoder, RunsOnCudaWhenPresent) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  ModelConfig c = tiny_config();
+  CausalLM cpu = tiny_model(c);
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    DecoderOptions o;
+    o.device = torch::kCUDA;
+    o.compute_dtype = dtype;
+    CausalLM gpu = tiny_model(c, o);
+    torch::Tensor ids = random_ids(2, 16, c.vocab_size, 2);
+    torch::NoGradGuard no_grad;
+    torch::Tensor expected = cpu->forward({ids});
+    torch::Tensor got = gpu->forward({ids.cuda()}).cpu();
+    double tol = dtype == torch::kFloat32 ? 1e-4 : 0.05;
+    EXPECT_LE(max_diff(got, expected), tol * expected.abs().max().item<double>());
+  }
+}

@@ -1,0 +1,257 @@
+// Reading and writing weights: safetensors and torch .bin files, checkpoint directories with
+// strict checks, and the CLI's one-line errors on bad input.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "model/checkpoint.h"
+#include "model/weight_file.h"
+#include "util/error.h"
+#include "util/files.h"
+
+using namespace dsalign;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("dsalign_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string read_bytes(const fs::path& p) { return read_text_file(p); }
+void write_bytes(const fs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+
+// Runs a command; returns exit status and stderr.
+std::pair<int, std::string> run(const std::string& command) {
+  std::string full = command + " 2>&1 >/dev/null";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  std::string err;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, pipe)) err += buf;
+  int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, err};
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+ModelConfig tiny() { return *model_preset("tiny"); }
+
+// Writes a tiny checkpoint with init weights and returns the model.
+CausalLM write_tiny(const fs::path& dir, torch::ScalarType dtype = torch::kFloat32, int64_t shard = int64_t{5} << 30) {
+  CausalLM m(tiny(), DecoderOptions{});
+  m->init_weights(1);
+  SaveOptions s;
+  s.dtype = dtype;
+  s.max_shard_bytes = shard;
+  save_checkpoint(m, dir, s);
+  return m;
+}
+
+}  // namespace
+
+TEST(Safetensors, RoundTripAllDtypes) {
+  TempDir tmp;
+  std::vector<std::pair<std::string, torch::Tensor>> tensors = {
+      {"a", torch::randn({3, 5})},
+      {"b", torch::randn({7}).to(torch::kBFloat16)},
+      {"c", torch::randn({2, 2, 2}).to(torch::kFloat16)},
+      {"d", torch::arange(10, torch::kInt64)},
+      {"empty", torch::zeros({0, 4})},
+  };
+  write_safetensors(tmp.path / "x.safetensors", tensors);
+  auto back = read_safetensors(tmp.path / "x.safetensors");
+  ASSERT_EQ(back.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ(back[i].first, tensors[i].first);
+    EXPECT_TRUE(torch::equal(back[i].second, tensors[i].second)) << tensors[i].first;
+  }
+}
+
+TEST(Safetensors, BadFilesGiveOneLineErrors) {
+  TempDir tmp;
+  write_safetensors(tmp.path / "good.safetensors", {{"w", torch::randn({16, 16})}});
+  std::string good = read_bytes(tmp.path / "good.safetensors");
+  auto check = [&](const std::string& bytes, const std::string& expected) {
+    write_bytes(tmp.path / "bad.safetensors", bytes);
+    std::string e = error_of([&] { open_safetensors(tmp.path / "bad.safetensors"); });
+    EXPECT_NE(e.find(expected), std::string::npos) << "got: " << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos);
+  };
+  check("", "shorter than its 8-byte header length");
+  check(good.substr(0, good.size() - 100), "truncated");
+  check(std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}", "bad safetensors header length");
+  std::string broken = good;
+  broken[8] = '#';  // the header's opening brace
+  check(broken, "not valid JSON");
+  std::string header = R"({"w":{"dtype":"F32","shape":[16,16],"data_offsets":[0,12]}})";
+  uint64_t n = header.size();
+  check(std::string(reinterpret_cast<char*>(&n), 8) + header + std::string(12, '\0'), "needs 1024");
+  header = R"({"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})";
+  n = header.size();
+  check(std::string(reinterpret_cast<char*>(&n), 8) + header + "x", "unsupported dtype");
+}
+
+TEST(Checkpoint, ShardedSaveAndStrictLoad) {
+  TempDir tmp;
+  CausalLM m = write_tiny(tmp.path / "ckpt", torch::kFloat32, 60 * 1000);
+  ASSERT_TRUE(fs::exists(tmp.path / "ckpt" / "model.safetensors.index.json"));
+  CheckpointFiles files = find_checkpoint_files(tmp.path / "ckpt");
+  EXPECT_GT(files.files.size(), 2u);
+  CausalLM back = load_model(tmp.path / "ckpt", DecoderOptions{});
+  auto a = m->named_parameters(), b = back->named_parameters();
+  for (auto& item : a) EXPECT_TRUE(torch::equal(item.value(), b[item.key()])) << item.key();
+  // No staging directory is left behind.
+  for (const auto& e : fs::directory_iterator(tmp.path)) EXPECT_EQ(e.path().filename(), "ckpt");
+}
+
+TEST(Checkpoint, RefusesToOverwriteAnExistingCheckpoint) {
+  TempDir tmp;
+  write_tiny(tmp.path / "ckpt");
+  std::string e = error_of([&] { write_tiny(tmp.path / "ckpt"); });
+  EXPECT_NE(e.find("not empty"), std::string::npos) << e;
+}
+
+TEST(Checkpoint, StrictCheckNamesTensorFileAndShape) {
+  TempDir tmp;
+  write_tiny(tmp.path / "ckpt");
+  fs::path file = tmp.path / "ckpt" / "model.safetensors";
+  auto tensors = read_safetensors(file);
+
+  // missing tensor
+  auto missing = tensors;
+  missing.erase(std::remove_if(missing.begin(), missing.end(), [](auto& t) { return t.first == "model.norm.weight"; }),
+                missing.end());
+  write_safetensors(file, missing);
+  std::string e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find("missing tensor 'model.norm.weight' (expected shape [64])"), std::string::npos) << e;
+
+  // unexpected tensor
+  auto extra = tensors;
+  extra.emplace_back("model.layers.9.mlp.up_proj.weight", torch::zeros({2, 2}));
+  write_safetensors(file, extra);
+  e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find("unexpected tensor 'model.layers.9.mlp.up_proj.weight'"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.safetensors"), std::string::npos) << e;
+
+  // misshapen tensor (config does not match the weights)
+  auto wrong = tensors;
+  for (auto& t : wrong)
+    if (t.first == "model.layers.0.self_attn.k_proj.weight") t.second = torch::zeros({64, 64});
+  write_safetensors(file, wrong);
+  e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find("'model.layers.0.self_attn.k_proj.weight' has shape [64, 64], config.json implies [32, 64]"),
+            std::string::npos) << e;
+
+  // rotary inv_freq buffers from old checkpoints are ignored
+  auto with_inv_freq = tensors;
+  with_inv_freq.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", torch::zeros({8}));
+  write_safetensors(file, with_inv_freq);
+  EXPECT_EQ(error_of([&] { load_model(tmp.path / "ckpt", {}); }), "");
+}
+
+TEST(Checkpoint, IndexProblemsAreNamed) {
+  TempDir tmp;
+  write_tiny(tmp.path / "ckpt", torch::kFloat32, 60 * 1000);
+  CheckpointFiles files = find_checkpoint_files(tmp.path / "ckpt");
+  ASSERT_GT(files.files.size(), 2u);
+  fs::path shard = files.files[1];
+  fs::remove(shard);
+  std::string e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find(shard.filename().string()), std::string::npos) << e;
+  EXPECT_NE(e.find("missing"), std::string::npos) << e;
+
+  write_bytes(tmp.path / "ckpt" / "model.safetensors.index.json", "{\"weight_map\": 3}");
+  e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find("weight_map"), std::string::npos) << e;
+}
+
+TEST(Checkpoint, Bf16OnDiskConvertsOnLoad) {
+  TempDir tmp;
+  CausalLM m = write_tiny(tmp.path / "ckpt", torch::kBFloat16);
+  CausalLM back = load_model(tmp.path / "ckpt", DecoderOptions{});
+  auto a = m->named_parameters(), b = back->named_parameters();
+  for (auto& item : a)
+    EXPECT_TRUE(torch::equal(item.value().to(torch::kBFloat16).to(torch::kFloat32), b[item.key()])) << item.key();
+}
+
+TEST(TorchBin, CorruptFilesGiveOneLineErrors) {
+  TempDir tmp;
+  fs::create_directories(tmp.path / "ckpt");
+  write_bytes(tmp.path / "ckpt" / "config.json", to_hf_config_json(tiny(), "float32").dump());
+  write_bytes(tmp.path / "ckpt" / "pytorch_model.bin", "this is not a zip file at all");
+  std::string e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find("not a zip-format torch.save file"), std::string::npos) << e;
+  write_bytes(tmp.path / "ckpt" / "pytorch_model.bin", std::string("PK\x03\x04", 4) + std::string(100, 'x'));
+  e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find("pytorch_model.bin: cannot read the torch.save zip"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+}
+
+TEST(Cli, InitInspectForward) {
+  TempDir tmp;
+  const std::string cli = DSALIGN_CLI;
+  auto [status, err] = run(cli + " init tiny " + (tmp.path / "m").string() + " --dtype fp32 --seed 3");
+  ASSERT_EQ(status, 0) << err;
+  std::tie(status, err) = run(cli + " inspect " + (tmp.path / "m").string() + " --load");
+  EXPECT_EQ(status, 0) << err;
+  std::tie(status, err) = run(cli + " forward --model " + (tmp.path / "m").string() + " --ids 1,2,3,4,5 --out " +
+                              (tmp.path / "logits.safetensors").string());
+  ASSERT_EQ(status, 0) << err;
+  auto out = read_safetensors(tmp.path / "logits.safetensors");
+  ASSERT_EQ(out[0].first, "logits");
+  EXPECT_EQ(out[0].second.sizes().vec(), (std::vector<int64_t>{1, 5, 512}));
+  // The CLI's logits are the library's.
+  CausalLM m = load_model(tmp.path / "m", {});
+  torch::NoGradGuard no_grad;
+  torch::Tensor expected = m->forward({torch::tensor({1, 2, 3, 4, 5}, torch::kInt64).unsqueeze(0)});
+  EXPECT_TRUE(torch::allclose(out[0].second, expected));
+}
+
+TEST(Cli, BadInputIsOneLineAndNonZero) {
+  TempDir tmp;
+  const std::string cli = DSALIGN_CLI;
+  ASSERT_EQ(run(cli + " init tiny " + (tmp.path / "m").string()).first, 0);
+  struct Case {
+    std::string args, expected;
+  };
+  std::vector<Case> cases = {
+      {"init nosuchpreset " + (tmp.path / "x").string(), "neither a checkpoint directory"},
+      {"init tiny " + (tmp.path / "m").string(), "not empty"},
+      {"inspect " + (tmp.path / "nope").string(), "neither a checkpoint directory"},
+      {"forward --model " + (tmp.path / "m").string() + " --ids 1,2,99999 --out " + (tmp.path / "o").string(),
+       "outside the vocabulary"},
+      {"forward --model " + (tmp.path / "m").string() + " --ids 1,x --out " + (tmp.path / "o").string(),
+       "'x' is not a token id"},
+      {"forward --model " + tmp.path.string() + " --ids 1 --out " + (tmp.path / "o").string(), "config.json"},
+      {"forward --model " + (tmp.path / "m").string() + " --ids 1 --out o --device tpu", "--device must be"},
+      {"init tiny " + (tmp.path / "y").string() + " --dtype int3", "unknown dtype 'int3'"},
+      {"inspect", "source"},
+      {"nosuchcommand", "unknown command"},
+  };
+  for (const auto& c : cases) {
+    auto [status, err] = run(cli + " " + c.args);
+    EXPECT_NE(status, 0) << c.args;
+    EXPECT_NE(err.find(c.expected), std::string::npos) << c.args << " -> " << err;
+    if (c.args != "nosuchcommand") EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << c.args << " -> " << err;
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "o"));
+}
