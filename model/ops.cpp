@@ -2,6 +2,13 @@
 
 #include "util/error.h"
 
+#ifdef DSALIGN_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "model/kernels/rms_norm.h"
+#endif
+
 namespace dsalign::ops {
 
 namespace reference {
@@ -47,10 +54,65 @@ void check_rms_norm(const torch::Tensor& x, const torch::Tensor& weight) {
               " does not match the last dimension of x ", x.sizes());
 }
 
+#ifdef DSALIGN_WITH_CUDA
+
+void check_cuda(cudaError_t status, const char* what) {
+  TORCH_CHECK(status == cudaSuccess, what, ": ", cudaGetErrorString(status));
+}
+
+kernels::DType kernel_dtype(torch::ScalarType t) {
+  return t == torch::kBFloat16 ? kernels::DType::bf16 : kernels::DType::f32;
+}
+
+// The fused kernel takes x and weight of one dtype, fp32 or bf16, contiguous rows, on a GPU.
+bool fused_rms_norm_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+  return x.is_cuda() && weight.is_cuda() && x.scalar_type() == weight.scalar_type() &&
+         (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16) &&
+         x.size(-1) <= kernels::kRmsNormMaxDim;
+}
+
+struct FusedRmsNorm : torch::autograd::Function<FusedRmsNorm> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& weight, double eps) {
+    c10::cuda::CUDAGuard guard(x_in.device());
+    torch::Tensor x = x_in.contiguous();
+    const int64_t dim = x.size(-1), rows = x.numel() / std::max<int64_t>(dim, 1);
+    torch::Tensor y = torch::empty_like(x);
+    torch::Tensor rstd = torch::empty({rows}, x.options().dtype(torch::kFloat32));
+    check_cuda(kernels::rms_norm_fwd(x.data_ptr(), weight.contiguous().data_ptr(), y.data_ptr(), rstd.data_ptr<float>(),
+                                     rows, dim, static_cast<float>(eps), kernel_dtype(x.scalar_type()),
+                                     at::cuda::getCurrentCUDAStream()),
+               "rms_norm_fwd");
+    ctx->save_for_backward({x, weight, rstd});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &weight = saved[1], &rstd = saved[2];
+    c10::cuda::CUDAGuard guard(x.device());
+    torch::Tensor dy = grads[0].contiguous();
+    const int64_t dim = x.size(-1), rows = x.numel() / std::max<int64_t>(dim, 1);
+    torch::Tensor dx = torch::empty_like(x);
+    torch::Tensor partial = torch::empty({kernels::rms_norm_bwd_blocks(rows), dim}, x.options().dtype(torch::kFloat32));
+    check_cuda(kernels::rms_norm_bwd(dy.data_ptr(), x.data_ptr(), weight.contiguous().data_ptr(), rstd.data_ptr<float>(),
+                                     dx.data_ptr(), partial.data_ptr<float>(), rows, dim, kernel_dtype(x.scalar_type()),
+                                     at::cuda::getCurrentCUDAStream()),
+               "rms_norm_bwd");
+    return {dx, partial.sum(0).to(weight.scalar_type()), torch::Tensor()};
+  }
+};
+
+#endif
+
 }  // namespace
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, Backend backend) {
   check_rms_norm(x, weight);
+#ifdef DSALIGN_WITH_CUDA
+  if (backend == Backend::kernels && fused_rms_norm_applies(x, weight)) return FusedRmsNorm::apply(x, weight, eps);
+#endif
   return reference::rms_norm(x, weight, eps);
 }
 

@@ -7,3 +7,5 @@ export PATH="/usr/local/cuda/bin:$PATH"
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/dsalign/ccache}
 # Precompiled headers and ccache get along only with these.
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+# Paths relative to the clone, so a fresh clone (CI) hits the cache of an earlier one.
+export CCACHE_BASEDIR="$DSALIGN_ROOT"

@@ -233,3 +233,58 @@ TEST(Decoder, RunsOnCudaWhenPresent) {
     EXPECT_LE(max_diff(got, expected), tol * expected.abs().max().item<double>());
   }
 }
+
+// Fused RMSNorm kernel against the reference: outputs, input and weight gradients, over odd
+// widths. fp32: close to round-off. bf16 (Liger's rule): the kernel's error against an fp32
+// reference is at most twice the bf16 reference's own error, plus a small floor.
+TEST(Kernels, FusedRmsNormMatchesReference) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (int64_t dim : {1, 123, 2048, 4096, 8193}) {
+    for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(dim);
+      torch::Tensor x64 = torch::randn({3, 37, dim}, gen, torch::kFloat64);
+      torch::Tensor w64 = 1 + 0.1 * torch::randn({dim}, gen, torch::kFloat64);
+      torch::Tensor dy64 = torch::randn({3, 37, dim}, gen, torch::kFloat64);
+      auto run = [&](torch::ScalarType t, ops::Backend backend) {
+        torch::Tensor x = x64.to(torch::kCUDA, t).requires_grad_(true);
+        torch::Tensor w = w64.to(torch::kCUDA, t).requires_grad_(true);
+        torch::Tensor y = ops::rms_norm(x, w, 1e-6, backend);
+        y.backward(dy64.to(torch::kCUDA, t));
+        return std::vector<torch::Tensor>{y.cpu().to(torch::kFloat64), x.grad().cpu().to(torch::kFloat64),
+                                          w.grad().cpu().to(torch::kFloat64)};
+      };
+      auto truth = run(torch::kFloat64, ops::Backend::reference);
+      auto ref = run(dtype, ops::Backend::reference);
+      auto fused = run(dtype, ops::Backend::kernels);
+      const char* names[] = {"y", "dx", "dw"};
+      for (int i = 0; i < 3; ++i) {
+        double scale = truth[i].abs().max().item<double>();
+        double ref_error = max_diff(ref[i], truth[i]);
+        double fused_error = max_diff(fused[i], truth[i]);
+        double floor = (dtype == torch::kFloat32 ? 1e-5 : 1e-2) * scale;
+        EXPECT_LE(fused_error, 2 * ref_error + floor)
+            << names[i] << " dim " << dim << " " << c10::toString(dtype) << ": fused " << fused_error << " reference "
+            << ref_error;
+      }
+    }
+  }
+}
+
+TEST(Kernels, DecoderWithKernelsMatchesReferenceOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  ModelConfig c = tiny_config();
+  DecoderOptions ref_options, fused_options;
+  ref_options.device = fused_options.device = torch::kCUDA;
+  fused_options.backend = ops::Backend::kernels;
+  CausalLM ref = tiny_model(c, ref_options), fused = tiny_model(c, fused_options);
+  torch::Tensor ids = random_ids(2, 16, c.vocab_size, 8).cuda();
+  auto [rs, rc] = ref->loss_sum({ids}, ids);
+  auto [fs_, fc] = fused->loss_sum({ids}, ids);
+  EXPECT_NEAR(rs.item<double>(), fs_.item<double>(), 1e-4 * std::abs(rs.item<double>()));
+  rs.backward();
+  fs_.backward();
+  auto a = ref->named_parameters(), b = fused->named_parameters();
+  for (auto& item : a)
+    EXPECT_LE(max_diff(item.value().grad(), b[item.key()].grad()), 1e-4 * (1 + item.value().grad().abs().max().item<double>()))
+        << item.key();
+}
