@@ -129,21 +129,16 @@ int init_command(const Args& args) {
   std::string presets;
   for (const auto& n : model_preset_names()) presets += (presets.empty() ? "" : ", ") + n;
   if (!parse(args, "dsalign init <preset|config.json> <out_dir> [--dtype bf16] [--seed 0] [--shard-size 5GB]\n\n"
-                   "Writes a randomly initialised Hugging Face checkpoint (normal(0, initializer_range) weights).\n"
-                   "The whole model is built in host memory in --dtype. Presets: " + presets,
+                   "Writes a randomly initialised Hugging Face checkpoint (normal(0, initializer_range) weights),\n"
+                   "generated one tensor at a time (host memory stays small at any size). Presets: " + presets,
              options, positional, vm))
     return 0;
   ModelConfig config = resolve_config(source);
   torch::ScalarType disk_dtype = parse_dtype(dtype);
-  DecoderOptions model_options;
-  model_options.param_dtype = disk_dtype;
-  model_options.compute_dtype = disk_dtype;
-  CausalLM model(config, model_options);
-  model->init_weights(seed);
   SaveOptions save;
   save.dtype = disk_dtype;
   save.max_shard_bytes = parse_size(shard_size);
-  save_checkpoint(model, out, save);
+  init_checkpoint(config, seed, out, save);
   std::cout << "wrote " << out << ": " << count_parameters(config).total << " parameters in " << dtype_name(disk_dtype) << "\n";
   return 0;
 }

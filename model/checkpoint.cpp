@@ -136,41 +136,67 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(CausalLM& 
   return tensors;
 }
 
-void save_checkpoint(CausalLM& model, const fs::path& dir, const SaveOptions& options) {
-  auto tensors = checkpoint_tensors(model);
-  const int64_t elem = static_cast<int64_t>(torch::elementSize(options.dtype));
-  // Greedy sharding in order; a tensor larger than the cap gets a shard of its own.
-  std::vector<std::vector<std::pair<std::string, torch::Tensor>>> shards(1);
+namespace {
+
+// Shards (greedy, in order; a tensor larger than the cap gets a shard of its own), config files
+// and index, written into a staging directory renamed to `dir` when complete.
+void write_checkpoint(const ModelConfig& config, std::vector<TensorToWrite> tensors, const fs::path& dir,
+                      const SaveOptions& options) {
+  std::vector<std::vector<TensorToWrite>> shards(1);
   int64_t shard_bytes = 0, total_bytes = 0;
   for (auto& t : tensors) {
-    int64_t bytes = t.second.numel() * elem;
+    int64_t bytes = static_cast<int64_t>(torch::elementSize(t.dtype));
+    for (int64_t d : t.shape) bytes *= d;
     if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
       shards.emplace_back();
       shard_bytes = 0;
     }
-    shards.back().push_back(t);
+    shards.back().push_back(std::move(t));
     shard_bytes += bytes;
     total_bytes += bytes;
   }
   StagedDirectory staged(dir, options.overwrite);
-  const ModelConfig& config = model->config;
   write_file_atomic(staged.path() / "config.json", to_hf_config_json(config, dtype_name(options.dtype)).dump(2) + "\n");
   write_file_atomic(staged.path() / "generation_config.json", to_generation_config_json(config).dump(2) + "\n");
   torch::NoGradGuard no_grad;
   if (shards.size() == 1) {
-    write_safetensors(staged.path() / "model.safetensors", shards[0], options.dtype);
+    write_safetensors(staged.path() / "model.safetensors", shards[0]);
   } else {
     json weight_map = json::object();
     char name[64];
     for (size_t i = 0; i < shards.size(); ++i) {
       std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
-      write_safetensors(staged.path() / name, shards[i], options.dtype);
-      for (const auto& t : shards[i]) weight_map[t.first] = name;
+      write_safetensors(staged.path() / name, shards[i]);
+      for (const auto& t : shards[i]) weight_map[t.name] = name;
     }
     json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
     write_file_atomic(staged.path() / "model.safetensors.index.json", index.dump(2) + "\n");
   }
   staged.commit();
+}
+
+}  // namespace
+
+void save_checkpoint(CausalLM& model, const fs::path& dir, const SaveOptions& options) {
+  std::vector<TensorToWrite> tensors;
+  for (auto& [name, t] : checkpoint_tensors(model)) tensors.push_back({name, t.sizes().vec(), options.dtype, [t] { return t; }});
+  write_checkpoint(model->config, std::move(tensors), dir, options);
+}
+
+void init_checkpoint(const ModelConfig& config, uint64_t seed, const fs::path& dir, const SaveOptions& options) {
+  // Names and shapes from a model on the meta device: no memory behind it.
+  DecoderOptions meta;
+  meta.device = torch::kMeta;
+  CausalLM shapes(config, meta);
+  auto generator = std::make_shared<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(seed));
+  std::vector<TensorToWrite> tensors;
+  for (auto& [name, t] : checkpoint_tensors(shapes)) {
+    std::vector<int64_t> shape = t.sizes().vec();
+    tensors.push_back({name, shape, options.dtype, [name, shape, generator, &config] {
+                         return initial_weight(name, shape, config.initializer_range, *generator);
+                       }});
+  }
+  write_checkpoint(config, std::move(tensors), dir, options);
 }
 
 torch::ScalarType parse_dtype(const std::string& name) {

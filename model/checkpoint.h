@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "model/weight_file.h"
 
 namespace dsalign {
 
@@ -45,6 +46,12 @@ struct SaveOptions {
 // Writes config.json, generation_config.json, model.safetensors (or model-0000i-of-0000N shards
 // with model.safetensors.index.json) under a temporary name, then renames it to `dir`.
 void save_checkpoint(CausalLM& model, const std::filesystem::path& dir, const SaveOptions& options);
+
+// A randomly initialised checkpoint of `config`, generated and written one tensor at a time:
+// host memory stays near one tensor, whatever the model's size. Same values as
+// CausalLM::init_weights(seed) on a model of the same config.
+void init_checkpoint(const ModelConfig& config, uint64_t seed, const std::filesystem::path& dir,
+                     const SaveOptions& options);
 
 // Tensors in Hugging Face order (embeddings, layers, final norm, lm_head), as save writes them.
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(CausalLM& model);

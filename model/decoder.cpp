@@ -247,19 +247,17 @@ void CausalLMImpl::init_weights(uint64_t seed) {
   torch::NoGradGuard no_grad;
   // Draw on a CPU generator so the same seed gives the same weights on any device.
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  for (auto& item : named_parameters()) {
-    const std::string& name = item.key();
-    torch::Tensor& p = item.value();
-    if (name.ends_with("norm.weight")) {
-      p.fill_(1.0);
-    } else if (name.ends_with(".bias")) {
-      p.zero_();
-    } else {
-      torch::Tensor draw = torch::empty(p.sizes(), torch::kFloat32);
-      draw.normal_(0.0, config.initializer_range, generator);
-      p.copy_(draw);
-    }
-  }
+  for (auto& item : named_parameters())
+    item.value().copy_(initial_weight(item.key(), item.value().sizes().vec(), config.initializer_range, generator));
+}
+
+torch::Tensor initial_weight(const std::string& name, const std::vector<int64_t>& shape, double initializer_range,
+                             at::Generator& generator) {
+  if (name.ends_with("norm.weight")) return torch::ones(shape, torch::kFloat32);
+  if (name.ends_with(".bias")) return torch::zeros(shape, torch::kFloat32);
+  torch::Tensor draw = torch::empty(shape, torch::kFloat32);
+  draw.normal_(0.0, initializer_range, generator);
+  return draw;
 }
 
 torch::Tensor document_ids_from_positions(const torch::Tensor& position_ids) {

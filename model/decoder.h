@@ -108,6 +108,11 @@ struct CausalLMImpl : torch::nn::Module {
 };
 TORCH_MODULE(CausalLM);
 
+// transformers' initialisation for a parameter of this name: norms 1, biases 0, everything else
+// normal(0, initializer_range), drawn in fp32 on the CPU generator.
+torch::Tensor initial_weight(const std::string& name, const std::vector<int64_t>& shape, double initializer_range,
+                             at::Generator& generator);
+
 // Document ids from position ids that restart at 0 at each packed document's start.
 torch::Tensor document_ids_from_positions(const torch::Tensor& position_ids);
 // For right- or left-padded batches: attention_mask [B, T] of 1/0 -> document ids (pads -1).

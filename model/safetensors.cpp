@@ -119,17 +119,15 @@ std::unique_ptr<WeightFile> open_safetensors(const std::filesystem::path& path) 
   return std::make_unique<SafetensorsFile>(path);
 }
 
-void write_safetensors(const std::filesystem::path& path,
-                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors, torch::ScalarType dtype) {
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors) {
   json header = json::object();
   header["__metadata__"] = {{"format", "pt"}};
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    torch::ScalarType out_dtype = dtype == torch::ScalarType::Undefined ? t.scalar_type() : dtype;
-    uint64_t nbytes = static_cast<uint64_t>(t.numel()) * torch::elementSize(out_dtype);
-    header[name] = {{"dtype", safetensors_dtype_name(out_dtype)},
-                    {"shape", t.sizes().vec()},
-                    {"data_offsets", {offset, offset + nbytes}}};
+  for (const auto& t : tensors) {
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
+    uint64_t nbytes = numel * torch::elementSize(t.dtype);
+    header[t.name] = {{"dtype", safetensors_dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
   }
   std::string text = header.dump();
@@ -142,9 +140,11 @@ void write_safetensors(const std::filesystem::path& path,
   uint64_t header_len = text.size();
   out.write(reinterpret_cast<const char*>(&header_len), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& [name, t] : tensors) {
-    torch::ScalarType out_dtype = dtype == torch::ScalarType::Undefined ? t.scalar_type() : dtype;
-    torch::Tensor cpu = t.detach().to(torch::kCPU, out_dtype).contiguous();
+  for (const auto& t : tensors) {
+    torch::Tensor cpu = t.data().detach().to(torch::kCPU, t.dtype).contiguous();
+    if (cpu.sizes().vec() != t.shape)
+      fail(path.string(), ": tensor '", t.name, "' has shape ", shape_string(cpu.sizes().vec()), ", its header says ",
+           shape_string(t.shape));
     out.write(static_cast<const char*>(cpu.data_ptr()), static_cast<std::streamsize>(cpu.nbytes()));
     if (!out) break;
   }
@@ -156,6 +156,15 @@ void write_safetensors(const std::filesystem::path& path,
   }
   out.close();
   std::filesystem::rename(tmp, path);
+}
+
+void write_safetensors(const std::filesystem::path& path,
+                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors, torch::ScalarType dtype) {
+  std::vector<TensorToWrite> specs;
+  for (const auto& [name, t] : tensors)
+    specs.push_back({name, t.sizes().vec(), dtype == torch::ScalarType::Undefined ? t.scalar_type() : dtype,
+                     [t] { return t; }});
+  write_safetensors(path, specs);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> read_safetensors(const std::filesystem::path& path) {

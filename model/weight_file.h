@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,8 +35,19 @@ class WeightFile {
 std::unique_ptr<WeightFile> open_safetensors(const std::filesystem::path& path);
 std::unique_ptr<WeightFile> open_torch_bin(const std::filesystem::path& path);
 
-// Writes tensors (any device, any dtype; converted to `dtype` unless it is Undefined) as one
-// safetensors file, one tensor at a time so no second copy of all of them is ever held.
+// A tensor to be written: its header facts up front, its data produced only when its turn comes
+// (so a writer never holds more than one converted tensor, and `dsalign init` can generate a
+// 67B model tensor by tensor). data() is called once per tensor, in order.
+struct TensorToWrite {
+  std::string name;
+  std::vector<int64_t> shape;
+  torch::ScalarType dtype;  // on disk; data() is converted to it
+  std::function<torch::Tensor()> data;
+};
+
+// Writes one safetensors file, under a temporary name renamed into place when complete.
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors);
+// Tensors (any device, any dtype; converted to `dtype` unless it is Undefined).
 void write_safetensors(const std::filesystem::path& path,
                        const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                        torch::ScalarType dtype = torch::ScalarType::Undefined);

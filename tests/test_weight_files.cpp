@@ -288,3 +288,18 @@ TEST(Checkpoint, LoadPeakHostMemoryNearOneCopy) {
   // Holding the whole bf16 file as well would be 1.5x.
   EXPECT_LE(growth, 1.2 * weights + 16e6) << "peak grew " << growth / 1e6 << " MB for " << weights / 1e6 << " MB of weights";
 }
+
+// `dsalign init` streams tensors to disk; its values are those of init_weights with the same seed.
+TEST(Checkpoint, StreamingInitEqualsInitWeights) {
+  TempDir tmp;
+  SaveOptions s;
+  s.dtype = torch::kFloat32;
+  s.max_shard_bytes = 100 * 1000;
+  init_checkpoint(tiny(), 11, tmp.path / "ckpt", s);
+  CausalLM expected(tiny(), DecoderOptions{});
+  expected->init_weights(11);
+  CausalLM loaded = load_model(tmp.path / "ckpt", DecoderOptions{});
+  auto a = expected->named_parameters(), b = loaded->named_parameters();
+  for (auto& item : a) EXPECT_TRUE(torch::equal(item.value(), b[item.key()])) << item.key();
+  EXPECT_NEAR(a["model.layers.0.mlp.up_proj.weight"].std().item<double>(), 0.02, 0.002);
+}
