@@ -51,6 +51,11 @@ void expect_fp32_parity(const std::string& name) {
   torch::Tensor real = mask.to(torch::kBool).unsqueeze(-1);
   torch::Tensor diff = (padded - e["pad_logits"]).masked_fill(real.logical_not(), 0);
   EXPECT_LE(max_abs(diff), 1e-4 * scale) << name << " (padded)";
+
+  // Packed row: documents one after another, positions restarting; transformers ran each alone.
+  torch::Tensor positions = e["packed_positions"];
+  torch::Tensor packed = model->forward({e["packed_ids"], positions, document_ids_from_positions(positions)});
+  EXPECT_LE(max_abs(packed - e["packed_logits"]), 1e-4 * scale) << name << " (packed)";
 }
 
 }  // namespace

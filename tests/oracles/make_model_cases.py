@@ -9,6 +9,9 @@ Each case OUT_DIR/<case>/ holds model/ (a checkpoint in the form the case names)
 expected.safetensors with:
   ids [B, T] int64, logits [B, T, V] fp32, loss [] fp32        (labels = ids, transformers' shift)
   pad_ids [B, T], pad_mask [B, T] int64, pad_logits [B, T, V]    (row 1 right-padded)
+  packed_ids [1, 21], packed_positions [1, 21], packed_logits [1, 21, V]
+      (three documents of 5, 9 and 7 tokens in one row; the logits are transformers' for each
+      document run on its own, which a packed row must reproduce)
   ref_logits [B, T, V] fp32 (bf16 cases only: the same bf16 weights run in fp32)
 Runs on CPU in a few seconds; test oracle only, never used by dsalign at run time.
 """
@@ -76,6 +79,10 @@ def record(model, out, dtype, vocab, with_reference):
         p = model(input_ids=pad_ids, attention_mask=pad_mask)
         tensors = {"ids": ids, "logits": o.logits.float().contiguous(), "loss": o.loss.float().reshape(()),
                    "pad_ids": pad_ids, "pad_mask": pad_mask, "pad_logits": p.logits.float().contiguous()}
+        docs = [torch.randint(0, vocab, (1, n), generator=gen) for n in (5, 9, 7)]
+        tensors["packed_ids"] = torch.cat(docs, 1)
+        tensors["packed_positions"] = torch.cat([torch.arange(d.shape[1]) for d in docs]).unsqueeze(0)
+        tensors["packed_logits"] = torch.cat([model(input_ids=d).logits.float() for d in docs], 1).contiguous()
         if with_reference:
             ref = model.float()(input_ids=ids).logits
             tensors["ref_logits"] = ref.contiguous()
