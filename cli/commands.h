@@ -10,5 +10,6 @@ using Args = std::vector<std::string>;  // arguments after the subcommand name
 int init_command(const Args& args);
 int inspect_command(const Args& args);
 int forward_command(const Args& args);
+int tokenize_command(const Args& args);
 
 }  // namespace dsalign::cli

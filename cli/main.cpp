@@ -20,6 +20,7 @@ constexpr Command kCommands[] = {
     {"init", dsalign::cli::init_command, "write a randomly initialised checkpoint (preset or config.json)"},
     {"inspect", dsalign::cli::inspect_command, "architecture, parameter counts, FLOPs, training memory; --load times a load"},
     {"forward", dsalign::cli::forward_command, "run the model on token ids and write fp32 logits to safetensors"},
+    {"tokenize", dsalign::cli::tokenize_command, "text -> token ids, tokens or a count, with a checkpoint's tokenizer"},
 };
 
 void usage(std::ostream& out) {

@@ -1,35 +1,18 @@
 // init, inspect, forward: the model-level subcommands.
-#include <boost/program_options.hpp>
-
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
-#include "cli/commands.h"
+#include "cli/args.h"
 #include "model/checkpoint.h"
 #include "model/inspect.h"
 #include "model/weight_file.h"
 #include "util/error.h"
 #include "util/files.h"
 
-namespace po = boost::program_options;
-
 namespace dsalign::cli {
 namespace {
-
-// Parses args; returns false after printing help when --help was given.
-bool parse(const Args& args, const std::string& usage_line, po::options_description& options,
-           const po::positional_options_description& positional, po::variables_map& vm) {
-  options.add_options()("help,h", "show this help");
-  po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: " << usage_line << "\n\n" << options << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
 
 // A preset name, a config.json file, or a checkpoint directory.
 ModelConfig resolve_config(const std::string& what) {
