@@ -100,6 +100,10 @@ void BytePairModel::encode(std::string_view word, bool prefix_space, std::vector
     text = key;
   }
   constexpr size_t kMaxCachedLength = 256;
+  if (cache.owner != this) {
+    cache.words.clear();
+    cache.owner = this;
+  }
   if (text.size() < kMaxCachedLength) {
     auto hit = cache.words.find(std::string(text));
     if (hit != cache.words.end()) {

@@ -14,8 +14,10 @@
 
 namespace dsalign {
 
-// Per-thread word cache: a piece's ids, by its bytes. Not shareable across threads.
+// Per-thread word cache: a piece's ids, by its bytes. Not shareable across threads; it belongs
+// to the model that last used it (another model empties it first).
 struct BpeCache {
+  const void* owner = nullptr;
   std::unordered_map<std::string, std::vector<int32_t>> words;
 };
 

@@ -276,32 +276,56 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 }
 
 void Tokenizer::encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out, EncodeScratch& scratch) const {
+  encode(text, add_special_tokens, out, scratch, nullptr);
+}
+
+void Tokenizer::encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out, EncodeScratch& scratch,
+                       Offsets* offsets) const {
   if (auto bad = utf8::first_invalid(text)) fail("input is not valid UTF-8 (byte ", *bad, ")");
+  auto emit = [&](int32_t id, size_t begin, size_t end) {
+    out.push_back(id);
+    if (offsets) offsets->emplace_back(static_cast<uint32_t>(begin), static_cast<uint32_t>(end));
+  };
   if (add_special_tokens && settings_.add_bos_token)
-    if (auto bos = bos_id()) out.push_back(*bos);
+    if (auto bos = bos_id()) emit(*bos, 0, 0);
   std::vector<Matcher::Segment> outer, inner;
   raw_matcher_->split(text, outer);
   for (const auto& segment : outer) {
     if (segment.id >= 0) {
-      out.push_back(segment.id);
+      emit(segment.id, segment.begin, segment.end);
       continue;
     }
     std::string_view gap = text.substr(segment.begin, segment.end - segment.begin);
     inner.clear();
     normalized_matcher_->split(gap, inner);
     for (const auto& piece : inner) {
-      if (piece.id >= 0) out.push_back(piece.id);
-      else encode_text(gap.substr(piece.begin, piece.end - piece.begin), out, scratch);
+      if (piece.id >= 0) emit(piece.id, segment.begin + piece.begin, segment.begin + piece.end);
+      else encode_text(gap.substr(piece.begin, piece.end - piece.begin), segment.begin + piece.begin, out, scratch, offsets);
     }
   }
   if (add_special_tokens && settings_.add_eos_token)
-    if (auto eos = eos_id()) out.push_back(*eos);
+    if (auto eos = eos_id()) emit(*eos, text.size(), text.size());
 }
 
-void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out, EncodeScratch& scratch) const {
+void Tokenizer::encode_text(std::string_view text, size_t offset, std::vector<int32_t>& out, EncodeScratch& scratch,
+                            Offsets* offsets) const {
   scratch.pieces.clear();
   pre_tokenizer_->run(text, scratch.pieces, scratch.regex);
-  for (const Piece& piece : scratch.pieces) model_->encode(piece.text, piece.prefix_space, out, scratch.bpe);
+  for (const Piece& piece : scratch.pieces) {
+    size_t first = out.size();
+    model_->encode(piece.text, piece.prefix_space, out, scratch.bpe);
+    if (!offsets) continue;
+    // Tokens cover consecutive bytes of the piece; a prefix space covers no input byte.
+    size_t position = offset + static_cast<size_t>(piece.text.data() - text.data());
+    size_t skip = piece.prefix_space ? 1 : 0;
+    for (size_t i = first; i < out.size(); ++i) {
+      size_t length = output_bytes_[static_cast<size_t>(out[i])].size();
+      size_t used = std::min(skip, length);
+      skip -= used;
+      offsets->emplace_back(static_cast<uint32_t>(position), static_cast<uint32_t>(position + length - used));
+      position += length - used;
+    }
+  }
 }
 
 const std::string& Tokenizer::token_output_bytes(int32_t id) const {

@@ -51,6 +51,11 @@ class Tokenizer {
   // EOS as tokenizer_config.json's add_bos_token / add_eos_token ask (what transformers does).
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
   void encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out, EncodeScratch& scratch) const;
+  // Also the byte range [begin, end) of `text` that each token covers (BOS / EOS added here, and a
+  // prefix space, cover nothing: begin == end).
+  using Offsets = std::vector<std::pair<uint32_t, uint32_t>>;
+  void encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out, EncodeScratch& scratch,
+              Offsets* offsets) const;
 
   // ids -> text; invalid UTF-8 from byte tokens becomes U+FFFD, as the library does.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
@@ -70,7 +75,8 @@ class Tokenizer {
 
  private:
   struct Matcher;
-  void encode_text(std::string_view text, std::vector<int32_t>& out, EncodeScratch& scratch) const;
+  void encode_text(std::string_view text, size_t offset, std::vector<int32_t>& out, EncodeScratch& scratch,
+                   Offsets* offsets) const;
 
   std::unique_ptr<BytePairModel> model_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
