@@ -6,6 +6,7 @@
 #include "data/utf8.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/hash.h"
 
 namespace dsalign {
 
@@ -151,6 +152,14 @@ struct Tokenizer::Matcher {
 
 Tokenizer::Tokenizer(const json& j, const std::string& where, TokenizerSettings settings) : settings_(std::move(settings)) {
   if (!j.is_object()) fail(where, ": expected a JSON object");
+  fingerprint_ = Hasher()
+                     .add(j.dump())
+                     .add(uint64_t{settings_.add_bos_token})
+                     .add(uint64_t{settings_.add_eos_token})
+                     .add(settings_.bos_token)
+                     .add(settings_.eos_token)
+                     .add(settings_.pad_token)
+                     .hex();
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const json& n = j["normalizer"];
     std::string type = n.contains("type") && n["type"].is_string() ? n["type"].get<std::string>() : "?";

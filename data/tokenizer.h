@@ -72,6 +72,8 @@ class Tokenizer {
   std::optional<int32_t> eos_id() const;
   std::optional<int32_t> pad_id() const;
   const std::vector<AddedToken>& added_tokens() const { return added_; }
+  // Identifies the tokenizer's files (content hash), for cache keys.
+  const std::string& fingerprint() const { return fingerprint_; }
 
  private:
   struct Matcher;
@@ -86,6 +88,7 @@ class Tokenizer {
   std::vector<std::string> output_bytes_;        // by id: what the ByteLevel decoder makes of it
   std::vector<uint8_t> special_;                 // by id
   TokenizerSettings settings_;
+  std::string fingerprint_;
 };
 
 // Generation-time decoding, token by token, never emitting half a UTF-8 character.

@@ -1,0 +1,225 @@
+// JSONL records, the data config section, SFT data preparation (token cache, length policy,
+// domains, validation split, weights) and packing.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "data/sft_data.h"
+#include "util/error.h"
+#include "util/files.h"
+
+using namespace dsalign;
+
+namespace {
+
+fs::path assets() { return fs::path(DSALIGN_SOURCE_DIR) / "assets" / "tokenizers"; }
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("dsalign_data_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name, std::ios::binary) << text;
+    return path / name;
+  }
+};
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+DataConfig config_from(const std::string& yaml) {
+  YamlReader reader(YAML::Load(yaml)["data"], "data", "recipe.yaml");
+  return parse_data_config(reader);
+}
+
+const char* kGoodSft =
+    R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}], "domain": "general"})"
+    "\n"
+    R"({"prompt": "What is 2+2?", "response": "4", "domain": "math"})"
+    "\n\n"
+    R"J({"prompt": "Write a loop", "response": "for i in range(3): print(i)", "domain": "code"})J"
+    "\n";
+
+}  // namespace
+
+TEST(Records, ReadsBothSftShapes) {
+  TempDir tmp;
+  ReadReport report;
+  auto records = read_sft_jsonl(tmp.write("a.jsonl", kGoodSft), OnError::fail, report);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].messages.size(), 3u);
+  EXPECT_EQ(records[1].messages[0].role, "user");
+  EXPECT_EQ(records[1].messages[1].role, "assistant");
+  EXPECT_EQ(records[1].domain, "math");
+  EXPECT_EQ(records[2].line, 4u);  // blank line 3 is skipped but counted
+}
+
+TEST(Records, BadRecordsNameFileAndLine) {
+  TempDir tmp;
+  struct Case {
+    std::string line, expected;
+  };
+  std::vector<Case> cases = {
+      {"{\"messages\": [", "malformed JSON"},
+      {"{\"text\": \"hi\"}", "expected 'messages', or 'prompt' and 'response'"},
+      {R"({"messages": [{"role": "robot", "content": "x"}]})", "unknown role 'robot'"},
+      {R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "  "}]})", "empty content"},
+      {R"({"messages": [{"role": "user", "content": "x"}]})", "no assistant message"},
+      {R"({"prompt": "x"})", "missing 'response'"},
+      {"{\"prompt\": \"x\xff\", \"response\": \"y\"}", "invalid UTF-8"},
+  };
+  for (const auto& c : cases) {
+    fs::path file = tmp.write("bad.jsonl", std::string(kGoodSft) + c.line + "\n");
+    ReadReport report;
+    std::string e = error_of([&] { read_sft_jsonl(file, OnError::fail, report); });
+    EXPECT_NE(e.find(file.string() + ":5: "), std::string::npos) << e;
+    EXPECT_NE(e.find(c.expected), std::string::npos) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos);
+  }
+  // With on_error: skip the same records are counted instead.
+  std::string all = kGoodSft;
+  for (const auto& c : cases) all += c.line + "\n";
+  ReadReport report;
+  auto records = read_sft_jsonl(tmp.write("mixed.jsonl", all), OnError::skip, report);
+  EXPECT_EQ(records.size(), 3u);
+  EXPECT_EQ(report.skipped_total(), cases.size());
+  EXPECT_EQ(report.skipped["malformed JSON"], 1u);
+  EXPECT_EQ(report.skipped["missing field"], 2u);
+}
+
+TEST(Records, PreferencePairs) {
+  TempDir tmp;
+  fs::path file = tmp.write("p.jsonl",
+                            R"({"prompt": "Say hi", "chosen": "Hi!", "rejected": "No."})"
+                            "\n"
+                            R"({"prompt": [{"role": "user", "content": "2+2?"}], "chosen": [{"role": "assistant", "content": "4"}], "rejected": "5", "domain": "math"})"
+                            "\n"
+                            R"({"prompt": "x", "chosen": "y"})"
+                            "\n");
+  ReadReport report;
+  std::string e = error_of([&] { read_preference_jsonl(file, OnError::fail, report); });
+  EXPECT_NE(e.find(":3: missing 'rejected'"), std::string::npos) << e;
+  ReadReport skip_report;
+  auto pairs = read_preference_jsonl(file, OnError::skip, skip_report);
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].chosen[0].content, "Hi!");
+  EXPECT_EQ(pairs[1].rejected[0].role, "assistant");
+  EXPECT_EQ(pairs[1].domain, "math");
+}
+
+TEST(DataConfig, ParsesAndNamesBadKeys) {
+  DataConfig c = config_from(
+      "data:\n  sources: [{path: a.jsonl, weight: 2}, {path: b.jsonl}]\n  exclude_domains: [math, code]\n"
+      "  max_seq_len: 512\n  overflow: truncate\n  on_error: skip\n");
+  EXPECT_EQ(c.sources.size(), 2u);
+  EXPECT_EQ(c.sources[0].weight, 2.0);
+  EXPECT_EQ(c.exclude_domains, (std::vector<std::string>{"math", "code"}));
+  EXPECT_EQ(c.overflow, Overflow::truncate);
+  EXPECT_EQ(c.on_error, OnError::skip);
+
+  std::string e = error_of([] { config_from("data:\n  sources: [{path: a.jsonl}]\n  max_seq_lne: 5\n"); });
+  EXPECT_NE(e.find("data.max_seq_lne: unknown key (did you mean 'data.max_seq_len'?)"), std::string::npos) << e;
+  e = error_of([] { config_from("data:\n  sources: [{path: a.jsonl}]\n  max_seq_len: long\n"); });
+  EXPECT_NE(e.find("data.max_seq_len: expected an integer"), std::string::npos) << e;
+  e = error_of([] { config_from("data:\n  sources: [{path: a.jsonl, wieght: 2}]\n"); });
+  EXPECT_NE(e.find("data.sources[0].wieght: unknown key (did you mean 'data.sources[0].weight'?)"), std::string::npos) << e;
+  e = error_of([] { config_from("data:\n  sources: []\n"); });
+  EXPECT_NE(e.find("data.sources"), std::string::npos) << e;
+  e = error_of([] { config_from("data:\n  sources: [{path: a.jsonl}]\n  overflow: wrap\n"); });
+  EXPECT_NE(e.find("'wrap' is not one of: drop, truncate"), std::string::npos) << e;
+}
+
+TEST(SftData, DomainsLengthPolicyCacheAndSplit) {
+  TempDir tmp;
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += kGoodSft;
+  tmp.write("sft.jsonl", text);
+  Tokenizer tokenizer = Tokenizer::load(assets() / "deepseek-llm");
+  DataConfig c = config_from("data:\n  sources: [{path: sft.jsonl}]\n  exclude_domains: [math, code]\n  validation_fraction: 0.2\n");
+  c.cache_dir = (tmp.path / "cache").string();
+  SftData first = prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path);
+  ASSERT_EQ(first.sources.size(), 1u);
+  EXPECT_EQ(first.sources[0].records, 90u);
+  EXPECT_EQ(first.sources[0].filtered_by_domain, 60u);
+  EXPECT_FALSE(first.sources[0].from_cache);
+  EXPECT_EQ(first.train.size() + first.validation.size(), 30u);
+  EXPECT_EQ(first.validation.size(), 6u);
+  for (const auto& e : first.train) EXPECT_EQ(e.domain, "general");
+
+  // Second run: from the token cache, same examples.
+  SftData second = prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path);
+  EXPECT_TRUE(second.sources[0].from_cache);
+  ASSERT_EQ(second.train.size(), first.train.size());
+  for (size_t i = 0; i < first.train.size(); ++i) EXPECT_EQ(second.train[i].ids, first.train[i].ids);
+
+  // A changed file, or changed length settings, is tokenized again.
+  tmp.write("sft.jsonl", text + kGoodSft);
+  EXPECT_FALSE(prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path).sources[0].from_cache);
+  c.max_seq_len = 18;
+  c.overflow = Overflow::drop;
+  c.exclude_domains.clear();
+  SftData dropped = prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path);
+  EXPECT_FALSE(dropped.sources[0].from_cache);
+  EXPECT_GT(dropped.sources[0].dropped_too_long, 0u);
+  c.overflow = Overflow::truncate;
+  SftData truncated = prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path);
+  EXPECT_GT(truncated.sources[0].truncated + truncated.sources[0].dropped_no_loss, 0u);
+  for (const auto& e : truncated.train) EXPECT_LE(e.ids.size(), 18u);
+
+  // Nothing left: a clear error.
+  c.include_domains = {"safety"};
+  std::string e = error_of([&] { prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path); });
+  EXPECT_NE(e.find("no training examples left"), std::string::npos) << e;
+  c.sources[0].path = "missing.jsonl";
+  e = error_of([&] { prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path); });
+  EXPECT_NE(e.find("missing.jsonl: data file not found"), std::string::npos) << e;
+}
+
+TEST(SftData, EpochWeightsAndPacking) {
+  TempDir tmp;
+  std::string a, b;
+  for (int i = 0; i < 10; ++i) a += R"({"prompt": "Question )" + std::to_string(i) + R"(", "response": "Answer"})" "\n";
+  for (int i = 0; i < 10; ++i) b += R"({"prompt": "Other )" + std::to_string(i) + R"(", "response": "Reply"})" "\n";
+  tmp.write("a.jsonl", a);
+  tmp.write("b.jsonl", b);
+  Tokenizer tokenizer = Tokenizer::load(assets() / "deepseek-coder");
+  DataConfig c = config_from("data:\n  sources: [{path: a.jsonl, weight: 2}, {path: b.jsonl, weight: 0.5}]\n  max_seq_len: 256\n");
+  c.cache_dir = (tmp.path / "cache").string();
+  SftData data = prepare_sft_data(c, tokenizer, ChatFormat::deepseek_coder, tmp.path);
+  auto order = epoch_order(data, c, 0);
+  EXPECT_EQ(order.size(), 25u);  // 2 x 10 + 0.5 x 10
+  EXPECT_EQ(order, epoch_order(data, c, 0));
+  EXPECT_NE(order, epoch_order(data, c, 1));
+
+  std::vector<const TokenizedExample*> examples;
+  for (size_t i : order) examples.push_back(&data.train[i]);
+  auto rows = pack_examples(examples, c.max_seq_len, true, 0);
+  int64_t tokens = 0;
+  for (const auto* e : examples) tokens += static_cast<int64_t>(e->ids.size());
+  int64_t real = 0;
+  for (const auto& row : rows) {
+    ASSERT_EQ(static_cast<int64_t>(row.ids.size()), c.max_seq_len);
+    real += row.real_tokens;
+    for (size_t t = 0; t < row.ids.size(); ++t) {
+      if (row.positions[t] == 0) EXPECT_EQ(row.labels[t], -100);  // no prediction across examples
+      if (row.document_ids[t] < 0) EXPECT_EQ(row.labels[t], -100);
+    }
+  }
+  EXPECT_EQ(real, tokens);
+  EXPECT_GT(packing_efficiency(rows), 0.7);
+  auto free_rows = pack_examples(examples, 4096, false, 0);  // padding-free: one row, no padding
+  ASSERT_EQ(free_rows.size(), 1u);
+  EXPECT_EQ(static_cast<int64_t>(free_rows[0].ids.size()), tokens);
+  EXPECT_DOUBLE_EQ(packing_efficiency(free_rows), 1.0);
+}
