@@ -119,9 +119,13 @@ RenderedChat render_chat(ChatFormat format, const std::vector<ChatMessage>& mess
 }
 
 TokenizedChat tokenize_chat(const Tokenizer& tokenizer, ChatFormat format, const std::vector<ChatMessage>& messages,
-                            bool add_generation_prompt, bool train_on_all, EncodeScratch& scratch) {
+                            bool add_generation_prompt, bool train_on_all, EncodeScratch& scratch,
+                            size_t skip_assistant_turns) {
   RenderedChat chat = render_chat(format, messages, tokenizer.settings().bos_token, tokenizer.settings().eos_token,
                                   add_generation_prompt);
+  chat.assistant_spans.erase(chat.assistant_spans.begin(),
+                             chat.assistant_spans.begin() +
+                                 static_cast<std::ptrdiff_t>(std::min(skip_assistant_turns, chat.assistant_spans.size())));
   TokenizedChat out;
   Tokenizer::Offsets offsets;
   tokenizer.encode(chat.text, false, out.ids, scratch, &offsets);

@@ -52,7 +52,10 @@ struct TokenizedChat {
 
 // Renders and tokenizes the whole text at once (so ids equal tokenizing apply_chat_template's
 // output); a token carries loss when it overlaps an assistant span, or always with train_on_all.
+// The first `skip_assistant_turns` assistant turns carry no loss (a preference pair's prompt may
+// hold earlier turns; only the response is scored).
 TokenizedChat tokenize_chat(const Tokenizer& tokenizer, ChatFormat format, const std::vector<ChatMessage>& messages,
-                            bool add_generation_prompt, bool train_on_all, EncodeScratch& scratch);
+                            bool add_generation_prompt, bool train_on_all, EncodeScratch& scratch,
+                            size_t skip_assistant_turns = 0);
 
 }  // namespace dsalign

@@ -223,3 +223,47 @@ TEST(SftData, EpochWeightsAndPacking) {
   EXPECT_EQ(static_cast<int64_t>(free_rows[0].ids.size()), tokens);
   EXPECT_DOUBLE_EQ(packing_efficiency(free_rows), 1.0);
 }
+
+TEST(PreferenceData, PairsCountProblemsAndPackTogether) {
+  TempDir tmp;
+  std::string long_prompt(400, 'x');
+  for (size_t i = 50; i < long_prompt.size(); i += 50) long_prompt[i] = ' ';
+  fs::path file = tmp.write("pairs.jsonl",
+                            R"({"prompt": "Say hi", "chosen": "Hi there!", "rejected": "Go away."})"
+                            "\n"
+                            R"({"prompt": [{"role": "user", "content": "A?"}, {"role": "assistant", "content": "B."}, {"role": "user", "content": "C?"}], "chosen": "D.", "rejected": "E!"})"
+                            "\n"
+                            R"({"prompt": "Same", "chosen": "Yes", "rejected": "Yes"})"
+                            "\n"
+                            R"({"prompt": ")" + long_prompt + R"(", "chosen": "a", "rejected": "b"})"
+                            "\n");
+  Tokenizer tokenizer = Tokenizer::load(assets() / "deepseek-llm");
+  DataConfig c = config_from("data:\n  sources: [{path: pairs.jsonl}]\n  max_seq_len: 64\n");
+  PairReport report;
+  auto pairs = read_preference_pairs(file, c, tokenizer, ChatFormat::deepseek_llm, report);
+  EXPECT_EQ(report.records, 4u);
+  EXPECT_EQ(report.identical, 1u);
+  EXPECT_EQ(report.prompt_too_long, 1u);
+  ASSERT_EQ(pairs.size(), 2u);
+  // Only the response carries loss, not the prompt's earlier assistant turn.
+  auto loss_text = [&](const TokenizedExample& e) {
+    std::vector<int32_t> ids;
+    for (size_t t = 0; t < e.ids.size(); ++t)
+      if (e.loss_mask[t]) ids.push_back(e.ids[t]);
+    return tokenizer.decode(ids);
+  };
+  EXPECT_EQ(loss_text(pairs[1].chosen), " D.<｜end▁of▁sentence｜>");
+  EXPECT_EQ(loss_text(pairs[1].rejected), " E!<｜end▁of▁sentence｜>");
+  EXPECT_EQ(std::vector<int32_t>(pairs[1].chosen.ids.begin(), pairs[1].chosen.ids.begin() + static_cast<long>(pairs[1].prompt_tokens)),
+            std::vector<int32_t>(pairs[1].rejected.ids.begin(), pairs[1].rejected.ids.begin() + static_cast<long>(pairs[1].prompt_tokens)));
+  // Packed: each pair's chosen and rejected share a row, as consecutive documents.
+  std::vector<std::vector<const TokenizedExample*>> groups;
+  for (const auto& p : pairs) groups.push_back({&p.chosen, &p.rejected});
+  auto rows = pack_groups(groups, 64, true, 0);
+  int64_t tokens = 0;
+  for (const auto& p : pairs) tokens += static_cast<int64_t>(p.chosen.ids.size() + p.rejected.ids.size());
+  int64_t real = 0;
+  for (const auto& r : rows) real += r.real_tokens;
+  EXPECT_EQ(real, tokens);
+  EXPECT_EQ(rows.size(), 2u);  // a pair of ~40 tokens does not fit twice in 64
+}
