@@ -194,3 +194,23 @@ TEST(Tokenizer, BadTokenizerFilesAreOneLineErrors) {
   j["model"]["type"] = "Unigram";
   EXPECT_NE(error_of(j).find("expected BPE"), std::string::npos);
 }
+
+TEST(Tokenizer, CliTokenize) {
+  fs::path input = fs::temp_directory_path() / ("dsalign_tokenize_" + std::to_string(::getpid()) + ".txt");
+  std::string text = "def f(x):\n    return x * 2  # 二倍\n";
+  std::ofstream(input) << text;
+  std::string command = std::string(DSALIGN_CLI) + " tokenize --tokenizer " + (assets() / "deepseek-coder").string() +
+                        " --bos " + input.string();
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, pipe)) out += buf;
+  EXPECT_EQ(::pclose(pipe), 0);
+  std::vector<int32_t> ids;
+  std::istringstream numbers(out);
+  int32_t id;
+  while (numbers >> id) ids.push_back(id);
+  EXPECT_EQ(ids, Tokenizer::load(assets() / "deepseek-coder").encode(text, true));
+  EXPECT_EQ(ids.front(), 32013);
+  fs::remove(input);
+}
