@@ -11,5 +11,6 @@ int init_command(const Args& args);
 int inspect_command(const Args& args);
 int forward_command(const Args& args);
 int tokenize_command(const Args& args);
+int sft_command(const Args& args);
 
 }  // namespace dsalign::cli

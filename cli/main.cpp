@@ -17,6 +17,7 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"sft", dsalign::cli::sft_command, "supervised fine-tuning from a recipe"},
     {"init", dsalign::cli::init_command, "write a randomly initialised checkpoint (preset or config.json)"},
     {"inspect", dsalign::cli::inspect_command, "architecture, parameter counts, FLOPs, training memory; --load times a load"},
     {"forward", dsalign::cli::forward_command, "run the model on token ids and write fp32 logits to safetensors"},

@@ -1,18 +1,12 @@
 #include "util/error.h"
 
-#include <c10/util/Exception.h>
-
 #include <vector>
 
 namespace dsalign {
 
+// LibTorch's c10::Error puts its backtrace after the message's first line.
 std::string first_line(const std::exception& e) {
-  std::string text;
-  if (auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
-    text = c10_error->what_without_backtrace();
-  } else {
-    text = e.what();
-  }
+  std::string text = e.what();
   auto newline = text.find('\n');
   return newline == std::string::npos ? text : text.substr(0, newline);
 }

@@ -1,0 +1,19 @@
+// Supervised fine-tuning: setup (run directory, tokenizer, data, model, optimizer), the step loop,
+// validation, and the final Hugging Face export.
+#pragma once
+#include <filesystem>
+
+#include "sft/sft_recipe.h"
+
+namespace dsalign {
+
+struct SftOutcome {
+  int64_t steps = 0;
+  double last_loss = 0;
+  double validation_loss = -1;  // -1: no validation split
+  std::filesystem::path final_dir;
+};
+
+SftOutcome run_sft(const SftRecipe& recipe, const RecipeFile& file);
+
+}  // namespace dsalign

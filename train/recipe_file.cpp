@@ -1,0 +1,84 @@
+#include "train/recipe_file.h"
+
+#include <sstream>
+
+#include "util/error.h"
+#include "util/files.h"
+
+namespace dsalign {
+
+std::string RecipeFile::dump() const {
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
+void apply_override(YAML::Node& root, const std::string& assignment) {
+  size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    fail("override '", assignment, "': expected key.path=value (e.g. train.lr=2e-5)");
+  std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::istringstream in(key);
+  for (std::string part; std::getline(in, part, '.');) {
+    if (part.empty()) fail("override '", assignment, "': empty key segment");
+    parts.push_back(part);
+  }
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    fail("override '", assignment, "': value is not valid YAML: ", e.msg);
+  }
+  // Walk with fresh handles: assigning to a yaml-cpp Node rebinds it, so keep node references
+  // through the parent.
+  std::vector<YAML::Node> chain{root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node current = chain.back();
+    const std::string& p = parts[i];
+    if (current.IsSequence()) {
+      size_t index = 0;
+      try {
+        index = std::stoul(p);
+      } catch (const std::exception&) {
+        fail("override '", assignment, "': '", p, "' must be a list index");
+      }
+      if (index >= current.size()) fail("override '", assignment, "': index ", index, " is past the list's ", current.size(), " items");
+      chain.push_back(current[index]);
+    } else {
+      if (current.IsScalar()) fail("override '", assignment, "': '", parts[i - 1], "' is not a mapping");
+      if (!current[p]) current[p] = YAML::Node(YAML::NodeType::Map);
+      chain.push_back(current[p]);
+    }
+  }
+  YAML::Node parent = chain.back();
+  const std::string& last = parts.back();
+  if (parent.IsSequence()) {
+    size_t index = 0;
+    try {
+      index = std::stoul(last);
+    } catch (const std::exception&) {
+      fail("override '", assignment, "': '", last, "' must be a list index");
+    }
+    if (index >= parent.size()) fail("override '", assignment, "': index ", index, " is past the list's ", parent.size(), " items");
+    parent[index] = parsed;
+  } else {
+    parent[last] = parsed;
+  }
+}
+
+RecipeFile load_recipe(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
+  if (!std::filesystem::is_regular_file(path)) fail(path.string(), ": recipe not found");
+  RecipeFile recipe;
+  recipe.path = path;
+  try {
+    recipe.root = YAML::Load(read_text_file(path));
+  } catch (const YAML::Exception& e) {
+    fail(path.string(), ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg);
+  }
+  if (!recipe.root.IsMap()) fail(path.string(), ": a recipe is a mapping of sections (run, model, data, train, ...)");
+  for (const auto& o : overrides) apply_override(recipe.root, o);
+  return recipe;
+}
+
+}  // namespace dsalign
