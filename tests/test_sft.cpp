@@ -1,0 +1,94 @@
+// The SFT trainer end to end on a tiny deepseek-coder-shaped model (CPU): the run directory, a
+// falling loss, bitwise-deterministic reruns, the final export, and refusing to clobber a run.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "model/checkpoint.h"
+#include "sft/sft_trainer.h"
+#include "util/error.h"
+#include "util/files.h"
+
+using namespace dsalign;
+
+namespace {
+
+struct SftFixture {
+  fs::path dir;
+  SftFixture() {
+    dir = fs::temp_directory_path() / ("dsalign_sft_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    SaveOptions save;
+    save.dtype = torch::kFloat32;
+    init_checkpoint(*model_preset("tiny-coder"), 0, dir / "model", save);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+      fs::copy_file(fs::path(DSALIGN_SOURCE_DIR) / "assets/tokenizers/deepseek-coder" / f, dir / "model" / f);
+    std::ofstream data(dir / "data.jsonl");
+    const char* names[] = {"Alice", "Bob", "Carol", "Dan"};
+    for (int i = 0; i < 240; ++i)
+      data << R"({"prompt": "Greet )" << names[i % 4] << R"(.", "response": "Hello, )" << names[i % 4] << R"(!"})" << "\n";
+    std::ofstream(dir / "recipe.yaml") << "run: {name: t, output_dir: run}\nmodel: {path: model}\n"
+                                          "data: {sources: [{path: data.jsonl}], max_seq_len: 96, validation_fraction: 0.1,"
+                                          " cache_dir: cache}\n"
+                                          "train: {micro_batch_size: 4, global_batch_size: 8, lr: 0.003, warmup_steps: 2,"
+                                          " schedule: constant, log_every: 1}\n";
+  }
+  ~SftFixture() { fs::remove_all(dir); }
+
+  std::vector<double> run(const std::vector<std::string>& overrides) {
+    RecipeFile file = load_recipe(dir / "recipe.yaml", overrides);
+    run_sft(parse_sft_recipe(file), file);
+    std::vector<double> losses;
+    std::ifstream metrics(dir / "run" / "metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+    }
+    return losses;
+  }
+};
+
+}  // namespace
+
+TEST(Sft, TrainsExportsAndIsDeterministic) {
+  SftFixture f;
+  std::vector<double> first = f.run({});
+  ASSERT_GE(first.size(), 20u);
+  EXPECT_LT(first.back(), 0.5 * first.front()) << "loss did not fall: " << first.front() << " -> " << first.back();
+  EXPECT_TRUE(fs::exists(f.dir / "run" / "config.yaml"));
+
+  // final/ is a Hugging Face checkpoint with the tokenizer; EOS is deepseek-coder's <|EOT|>.
+  CausalLM exported = load_model(f.dir / "run" / "final", DecoderOptions{});
+  EXPECT_TRUE(fs::exists(f.dir / "run" / "final" / "tokenizer.json"));
+  auto gen = nlohmann::json::parse(read_text_file(f.dir / "run" / "final" / "generation_config.json"));
+  EXPECT_EQ(gen["eos_token_id"].get<int>(), 32021);
+
+  // The same recipe again (overwrite) gives the same loss curve, bit for bit, on CPU.
+  std::vector<double> second = f.run({"run.overwrite=true"});
+  EXPECT_EQ(first, second);
+}
+
+TEST(Sft, RefusesAnExistingRunAndBadRecipes) {
+  SftFixture f;
+  f.run({"train.max_steps=2"});
+  try {
+    f.run({"train.max_steps=2"});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already holds a run"), std::string::npos) << e.what();
+  }
+  auto error_of = [&](const std::vector<std::string>& overrides) {
+    try {
+      RecipeFile file = load_recipe(f.dir / "recipe.yaml", overrides);
+      parse_sft_recipe(file);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of({"train.lrr=1"}).find("train.lrr: unknown key (did you mean 'train.lr'?)"), std::string::npos);
+  EXPECT_NE(error_of({"model.dtype=int8"}).find("model.dtype: 'int8' is not one of: fp32, bf16"), std::string::npos);
+  EXPECT_NE(error_of({"trian.lr=1"}).find("trian: unknown key (did you mean 'train'?)"), std::string::npos);
+}
