@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <sstream>
 
 #include "data/sft_data.h"
 #include "model/checkpoint.h"
@@ -138,16 +139,87 @@ void export_final(CausalLM& model, const fs::path& model_dir, const fs::path& ou
   fs::rename(staging, out);
 }
 
+// Where training stands: what a checkpoint must restore besides weights and optimizer state.
+// The data order is a pure function of (seed, epoch), so (epoch, step_in_epoch) is the data position.
+struct TrainingState {
+  int64_t step = 0, epoch = 0, step_in_epoch = 0, tokens_seen = 0, skipped_steps = 0;
+  nlohmann::json to_json() const {
+    return {{"step", step}, {"epoch", epoch}, {"step_in_epoch", step_in_epoch}, {"tokens_seen", tokens_seen},
+            {"skipped_steps", skipped_steps}};
+  }
+};
+
+// checkpoints/step_<N>/: model.safetensors (master weights), optimizer.pt, state.json; written
+// under a temporary name and renamed, then all but the newest keep_last are removed.
+void save_training_checkpoint(const fs::path& out, const TrainingState& state, CausalLM& model,
+                              torch::optim::Optimizer& optimizer, int64_t keep_last) {
+  fs::path dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
+  {
+    StagedDirectory staged(dir, true);
+    write_safetensors(staged.path() / "model.safetensors", checkpoint_tensors(model));
+    try {
+      torch::save(optimizer, (staged.path() / "optimizer.pt").string());
+    } catch (const c10::Error& e) {
+      fail(dir.string(), ": cannot write optimizer state: ", first_line(e));
+    }
+    write_file_atomic(staged.path() / "state.json", state.to_json().dump(2) + "\n");
+    staged.commit();
+  }
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (const auto& entry : fs::directory_iterator(out / "checkpoints")) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind("step_", 0) == 0) all.emplace_back(std::stoll(name.substr(5)), entry.path());
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second);
+}
+
+fs::path find_checkpoint(const fs::path& out, const std::string& resume) {
+  if (resume != "latest") {
+    if (!fs::exists(fs::path(resume) / "state.json")) fail(resume, ": not a dsalign training checkpoint (no state.json)");
+    return resume;
+  }
+  fs::path best;
+  int64_t best_step = -1;
+  if (fs::is_directory(out / "checkpoints"))
+    for (const auto& entry : fs::directory_iterator(out / "checkpoints")) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("step_", 0) == 0 && fs::exists(entry.path() / "state.json")) {
+        int64_t n = std::stoll(name.substr(5));
+        if (n > best_step) best_step = n, best = entry.path();
+      }
+    }
+  if (best.empty()) fail(out.string(), ": --resume latest, but there is no checkpoint in ", (out / "checkpoints").string());
+  return best;
+}
+
+// Keeps the metrics lines up to `step` (a killed run may have logged past its last checkpoint).
+void truncate_metrics(const fs::path& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::string kept;
+  std::istringstream in(read_text_file(path));
+  for (std::string line; std::getline(in, line);) {
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) > step) continue;
+    } catch (const nlohmann::json::exception&) {
+      continue;  // a half-written last line
+    }
+    kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
 }  // namespace
 
-SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file) {
+SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string& resume) {
   // --- setup ---
   const fs::path out = r.run.output_dir;
-  if (fs::exists(out / "config.yaml") && !r.run.overwrite)
-    fail(out.string(), ": already holds a run (set run.overwrite=true to replace it)");
-  if (r.run.overwrite) {
+  if (fs::exists(out / "config.yaml") && !r.run.overwrite && resume.empty())
+    fail(out.string(), ": already holds a run (resume it with --resume, or set run.overwrite=true to replace it)");
+  if (r.run.overwrite && resume.empty()) {
     fs::remove(out / "metrics.jsonl");
     fs::remove_all(out / "final");
+    fs::remove_all(out / "checkpoints");
   }
   fs::create_directories(out);
   write_file_atomic(out / "config.yaml", file.dump());
@@ -180,17 +252,40 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file) {
   const double flops_per_token = training_flops_per_token(model->config, r.data.max_seq_len);
   const bool tty = ::isatty(STDERR_FILENO);
 
-  MetricsLog metrics(out / "metrics.jsonl", false);
+  TrainingState state;
+  if (!resume.empty()) {
+    fs::path checkpoint = find_checkpoint(out, resume);
+    auto j = nlohmann::json::parse(read_text_file(checkpoint / "state.json"));
+    state.step = j.at("step");
+    state.epoch = j.at("epoch");
+    state.step_in_epoch = j.at("step_in_epoch");
+    state.tokens_seen = j.at("tokens_seen");
+    state.skipped_steps = j.at("skipped_steps");
+    load_weights(model, checkpoint);
+    try {
+      torch::load(*optimizer, (checkpoint / "optimizer.pt").string());
+    } catch (const c10::Error& e) {
+      fail((checkpoint / "optimizer.pt").string(), ": cannot read optimizer state: ", first_line(e));
+    }
+    truncate_metrics(out / "metrics.jsonl", state.step);
+    std::cerr << "resuming from " << checkpoint.string() << " at step " << state.step << "\n";
+  }
+  MetricsLog metrics(out / "metrics.jsonl", !resume.empty());
   SftOutcome outcome;
-  int64_t step = 0, tokens_seen = 0, skipped_steps = 0;
+  int64_t& step = state.step;
+  int64_t& tokens_seen = state.tokens_seen;
+  int64_t& skipped_steps = state.skipped_steps;
   auto run_start = std::chrono::steady_clock::now();
+  auto last_checkpoint = run_start;
+  const int64_t first_step = step;
   auto params = model->parameters();
 
   // --- train ---
-  for (int64_t epoch = 0; epoch < r.data.epochs && step < total_steps; ++epoch) {
+  for (int64_t epoch = state.epoch; epoch < r.data.epochs && step < total_steps; ++epoch) {
     std::vector<PackedRow> rows = epoch_rows(data, r.data, epoch, pad_id);
     auto steps = plan_steps(rows, r.train);
-    for (size_t s = 0; s < steps.size() && step < total_steps; ++s) {
+    size_t first = epoch == state.epoch ? static_cast<size_t>(state.step_in_epoch) : 0;
+    for (size_t s = first; s < steps.size() && step < total_steps; ++s) {
       auto step_start = std::chrono::steady_clock::now();
       auto [begin, end] = steps[s];
       // Sum-then-divide: every micro-batch's loss sum is divided by the step's loss tokens, so
@@ -218,6 +313,8 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file) {
                " (stopping; set train.on_nonfinite=skip to skip such steps)");
         optimizer->zero_grad();
         ++skipped_steps;
+        state.epoch = epoch;
+        state.step_in_epoch = static_cast<int64_t>(s) + 1;
         continue;
       }
       const double lr = learning_rate(r.train.schedule, step, total_steps);
@@ -243,10 +340,18 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file) {
         if (r.train.val_every > 0 && step % r.train.val_every == 0) record["val_loss"] = validation_loss(model, data, r, pad_id);
         metrics.write(record);
         double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        double eta = elapsed / static_cast<double>(step) * static_cast<double>(total_steps - step);
+        double eta = elapsed / static_cast<double>(step - first_step) * static_cast<double>(total_steps - step);
         std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  ETA %.0fs%s",
                      tty ? "\r" : "", static_cast<long long>(step), static_cast<long long>(total_steps), loss, lr, grad_norm,
                      tokens_per_s, eta, tty ? "   " : "\n");
+      }
+      state.epoch = epoch;
+      state.step_in_epoch = static_cast<int64_t>(s) + 1;
+      double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() / 60.0;
+      if ((r.train.checkpoint_every_steps > 0 && step % r.train.checkpoint_every_steps == 0) ||
+          (r.train.checkpoint_every_minutes > 0 && minutes >= r.train.checkpoint_every_minutes)) {
+        save_training_checkpoint(out, state, model, *optimizer, r.train.keep_last);
+        last_checkpoint = std::chrono::steady_clock::now();
       }
     }
   }

@@ -14,6 +14,8 @@ struct SftOutcome {
   std::filesystem::path final_dir;
 };
 
-SftOutcome run_sft(const SftRecipe& recipe, const RecipeFile& file);
+// resume: "" (a fresh run), "latest" (the newest checkpoint in <output_dir>/checkpoints), or a
+// checkpoint directory.
+SftOutcome run_sft(const SftRecipe& recipe, const RecipeFile& file, const std::string& resume = "");
 
 }  // namespace dsalign

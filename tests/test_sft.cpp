@@ -2,7 +2,12 @@
 // falling loss, bitwise-deterministic reruns, the final export, and refusing to clobber a run.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "model/checkpoint.h"
 #include "sft/sft_trainer.h"
@@ -91,4 +96,45 @@ TEST(Sft, RefusesAnExistingRunAndBadRecipes) {
   EXPECT_NE(error_of({"train.lrr=1"}).find("train.lrr: unknown key (did you mean 'train.lr'?)"), std::string::npos);
   EXPECT_NE(error_of({"model.dtype=int8"}).find("model.dtype: 'int8' is not one of: fp32, bf16"), std::string::npos);
   EXPECT_NE(error_of({"trian.lr=1"}).find("trian: unknown key (did you mean 'train'?)"), std::string::npos);
+}
+
+// A CPU run started as its own process, killed with SIGKILL mid-run, then resumed with
+// --resume: the same loss curve and the same final weights as an uninterrupted run.
+TEST(Sft, ResumeAfterSigkillMatchesUninterruptedRun) {
+  SftFixture f;
+  const std::string cli = DSALIGN_CLI;
+  const std::string recipe = (f.dir / "recipe.yaml").string();
+  const std::string common = " train.checkpoint_every_steps=2 data.epochs=2";
+  ASSERT_EQ(std::system((cli + " sft " + recipe + common + " run.output_dir=whole > /dev/null 2>&1").c_str()), 0);
+
+  std::string pid_file = (f.dir / "pid").string();
+  ASSERT_EQ(std::system((cli + " sft " + recipe + common + " > /dev/null 2>&1 & echo $! > " + pid_file).c_str()), 0);
+  pid_t pid = std::stoi(read_text_file(pid_file));
+  fs::path metrics = f.dir / "run" / "metrics.jsonl";
+  bool reached = false;
+  for (int i = 0; i < 600 && !reached; ++i) {  // at most 60 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    reached = fs::exists(metrics) && read_text_file(metrics).find("\"step\":7,") != std::string::npos;
+  }
+  ASSERT_TRUE(reached) << "the run never reached step 7";
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_FALSE(fs::exists(f.dir / "run" / "final")) << "killed too late";
+  ASSERT_EQ(std::system((cli + " sft " + recipe + common + " --resume > /dev/null 2>&1").c_str()), 0);
+
+  auto curve = [](const fs::path& path) {
+    std::vector<std::pair<int64_t, double>> out;
+    std::istringstream in(read_text_file(path));
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) out.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+    }
+    return out;
+  };
+  auto whole = curve(f.dir / "whole" / "metrics.jsonl");
+  ASSERT_GT(whole.size(), 10u);
+  EXPECT_EQ(curve(metrics), whole);
+  EXPECT_EQ(read_text_file(f.dir / "run" / "final" / "model.safetensors"),
+            read_text_file(f.dir / "whole" / "final" / "model.safetensors"));
 }
