@@ -313,6 +313,8 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
                " (stopping; set train.on_nonfinite=skip to skip such steps)");
         optimizer->zero_grad();
         ++skipped_steps;
+        metrics.write({{"step", step}, {"skipped", std::isfinite(loss) ? "non-finite gradient norm" : "non-finite loss"},
+                       {"skipped_steps", skipped_steps}});
         state.epoch = epoch;
         state.step_in_epoch = static_cast<int64_t>(s) + 1;
         continue;

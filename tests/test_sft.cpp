@@ -138,3 +138,54 @@ TEST(Sft, ResumeAfterSigkillMatchesUninterruptedRun) {
   EXPECT_EQ(read_text_file(f.dir / "run" / "final" / "model.safetensors"),
             read_text_file(f.dir / "whole" / "final" / "model.safetensors"));
 }
+
+// Every shipped SFT recipe parses (keys and types valid) and states the paper's settings.
+TEST(Sft, ShippedRecipesParse) {
+  fs::path recipes = fs::path(DSALIGN_SOURCE_DIR) / "recipes";
+  int parsed = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(recipes)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".yaml" || name.find("sft") == std::string::npos) continue;
+    SCOPED_TRACE(entry.path().string());
+    std::string text = read_text_file(entry.path());
+    EXPECT_EQ(text.rfind("# dsalign sft " , 0), 0u) << "a recipe starts with the command that runs it";
+    SftRecipe r = parse_sft_recipe(load_recipe(entry.path(), {}));
+    EXPECT_DOUBLE_EQ(r.train.beta2, 0.95);
+    EXPECT_DOUBLE_EQ(r.train.weight_decay, 0.1);
+    EXPECT_DOUBLE_EQ(r.train.grad_clip, 1.0);
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 3);
+  SftRecipe stage2 = parse_sft_recipe(load_recipe(recipes / "deepseek-llm-7b" / "sft_stage2.yaml", {}));
+  EXPECT_EQ(stage2.data.exclude_domains, (std::vector<std::string>{"math", "code"}));
+  SftRecipe big = parse_sft_recipe(load_recipe(recipes / "deepseek-llm-67b" / "sft.yaml", {}));
+  EXPECT_EQ(big.data.epochs, 2);
+  EXPECT_DOUBLE_EQ(big.train.schedule.lr, 5e-6);
+}
+
+// A non-finite loss stops the run with a clear message, keeping the last good checkpoint; with
+// on_nonfinite: skip such steps are skipped and counted.
+TEST(Sft, NonFiniteLossStopsOrSkips) {
+  SftFixture f;
+  try {
+    f.run({"train.lr=1.0e+30", "train.checkpoint_every_steps=1", "train.warmup_steps=0", "train.grad_clip=0"});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(f.dir / "run" / "checkpoints"));
+  for (const auto& entry : fs::directory_iterator(f.dir / "run" / "checkpoints"))
+    EXPECT_TRUE(fs::exists(entry.path() / "state.json")) << "a checkpoint left half-written";
+  EXPECT_FALSE(fs::exists(f.dir / "run" / "final"));
+
+  std::vector<double> losses = f.run({"run.overwrite=true", "train.lr=1.0e+30", "train.warmup_steps=0", "train.grad_clip=0",
+                                      "train.on_nonfinite=skip", "train.max_steps=6"});
+  auto last = nlohmann::json::parse([&] {
+    std::istringstream in(read_text_file(f.dir / "run" / "metrics.jsonl"));
+    std::string line, final_line;
+    while (std::getline(in, line))
+      if (line.find("skipped_steps") != std::string::npos) final_line = line;
+    return final_line.empty() ? std::string("{}") : final_line;
+  }());
+  EXPECT_GT(last.value("skipped_steps", 0), 0);
+}
