@@ -7,5 +7,7 @@ export PATH="/usr/local/cuda/bin:$PATH"
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/dsalign/ccache}
 # Precompiled headers and ccache get along only with these.
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-# Paths relative to the clone, so a fresh clone (CI) hits the cache of an earlier one.
+# Paths relative to the clone, and no hashing of the build directory (which -g would otherwise
+# add), so a fresh clone (CI) hits the cache of an earlier one.
 export CCACHE_BASEDIR="$DSALIGN_ROOT"
+export CCACHE_NOHASHDIR=true
