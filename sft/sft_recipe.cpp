@@ -41,4 +41,16 @@ SftRecipe parse_sft_recipe(const RecipeFile& recipe) {
   return r;
 }
 
+std::string resolved_recipe_yaml(const SftRecipe& r, const RecipeFile& recipe) {
+  YAML::Node root = YAML::Clone(recipe.root);
+  root["run"]["output_dir"] = std::filesystem::absolute(r.run.output_dir).string();
+  root["model"]["path"] = std::filesystem::absolute(r.model.path).string();
+  for (size_t i = 0; i < r.data.sources.size(); ++i)
+    root["data"]["sources"][i]["path"] = std::filesystem::absolute(r.data.sources[i].path).string();
+  if (!r.data.cache_dir.empty()) root["data"]["cache_dir"] = std::filesystem::absolute(r.data.cache_dir).string();
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
 }  // namespace dsalign

@@ -36,4 +36,8 @@ struct SftRecipe {
 // Relative paths (model.path, data sources, run.output_dir) resolve against the recipe's folder.
 SftRecipe parse_sft_recipe(const RecipeFile& recipe);
 
+// The recipe as the run directory records it (config.yaml): overrides applied and every path
+// absolute, so the file means the same wherever it is read from.
+std::string resolved_recipe_yaml(const SftRecipe& parsed, const RecipeFile& recipe);
+
 }  // namespace dsalign

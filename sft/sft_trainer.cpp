@@ -222,7 +222,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     fs::remove_all(out / "checkpoints");
   }
   fs::create_directories(out);
-  write_file_atomic(out / "config.yaml", file.dump());
+  write_file_atomic(out / "config.yaml", resolved_recipe_yaml(r, file));
 
   Tokenizer tokenizer = Tokenizer::load(r.model.path);
   ChatFormat format = resolve_chat_format(r.data.chat_template, tokenizer);

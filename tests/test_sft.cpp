@@ -62,7 +62,10 @@ TEST(Sft, TrainsExportsAndIsDeterministic) {
   std::vector<double> first = f.run({});
   ASSERT_GE(first.size(), 20u);
   EXPECT_LT(first.back(), 0.5 * first.front()) << "loss did not fall: " << first.front() << " -> " << first.back();
-  EXPECT_TRUE(fs::exists(f.dir / "run" / "config.yaml"));
+  // config.yaml: the resolved recipe, paths absolute, and it parses back to the same recipe.
+  RecipeFile recorded = load_recipe(f.dir / "run" / "config.yaml", {});
+  EXPECT_EQ(recorded.root["model"]["path"].as<std::string>(), (f.dir / "model").string());
+  EXPECT_EQ(parse_sft_recipe(recorded).data.sources[0].path, (f.dir / "data.jsonl").string());
 
   // final/ is a Hugging Face checkpoint with the tokenizer; EOS is deepseek-coder's <|EOT|>.
   CausalLM exported = load_model(f.dir / "run" / "final", DecoderOptions{});
