@@ -7,36 +7,15 @@
 #include "data/sft_data.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "test_util.h"
 
 using namespace dsalign;
+using dsalign::testing::TempDir;
+using dsalign::testing::error_of;
 
 namespace {
 
 fs::path assets() { return fs::path(DSALIGN_SOURCE_DIR) / "assets" / "tokenizers"; }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("dsalign_data_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-    return path / name;
-  }
-};
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 DataConfig config_from(const std::string& yaml) {
   YamlReader reader(YAML::Load(yaml)["data"], "data", "recipe.yaml");

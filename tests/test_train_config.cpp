@@ -7,23 +7,16 @@
 #include "train/train_config.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "test_util.h"
 
 using namespace dsalign;
+using dsalign::testing::error_of;
 
 namespace {
 
 TrainConfig train_from(const std::string& yaml) {
   YamlReader reader(YAML::Load(yaml), "train", "recipe.yaml");
   return parse_train_config(reader);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -11,21 +11,13 @@
 #include "model/weight_file.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "test_util.h"
 
 using namespace dsalign;
+using dsalign::testing::TempDir;
+using dsalign::testing::error_of;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("dsalign_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::string read_bytes(const fs::path& p) { return read_text_file(p); }
 void write_bytes(const fs::path& p, const std::string& s) {
@@ -42,15 +34,6 @@ std::pair<int, std::string> run(const std::string& command) {
   while (std::fgets(buf, sizeof buf, pipe)) err += buf;
   int status = ::pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, err};
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 ModelConfig tiny() { return *model_preset("tiny"); }
