@@ -13,6 +13,24 @@ std::string RecipeFile::dump() const {
   return std::string(out.c_str()) + "\n";
 }
 
+namespace {
+
+// `part` as an index into `list`, for an override that walks into a list.
+size_t list_index(const std::string& part, const YAML::Node& list, const std::string& assignment) {
+  size_t index = 0;
+  try {
+    size_t used = 0;
+    index = std::stoul(part, &used);
+    if (used != part.size()) throw std::invalid_argument(part);
+  } catch (const std::exception&) {
+    fail("override '", assignment, "': '", part, "' must be a list index");
+  }
+  if (index >= list.size()) fail("override '", assignment, "': index ", index, " is past the list's ", list.size(), " items");
+  return index;
+}
+
+}  // namespace
+
 void apply_override(YAML::Node& root, const std::string& assignment) {
   size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
@@ -37,14 +55,7 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
     YAML::Node current = chain.back();
     const std::string& p = parts[i];
     if (current.IsSequence()) {
-      size_t index = 0;
-      try {
-        index = std::stoul(p);
-      } catch (const std::exception&) {
-        fail("override '", assignment, "': '", p, "' must be a list index");
-      }
-      if (index >= current.size()) fail("override '", assignment, "': index ", index, " is past the list's ", current.size(), " items");
-      chain.push_back(current[index]);
+      chain.push_back(current[list_index(p, current, assignment)]);
     } else {
       if (current.IsScalar()) fail("override '", assignment, "': '", parts[i - 1], "' is not a mapping");
       if (!current[p]) current[p] = YAML::Node(YAML::NodeType::Map);
@@ -54,14 +65,7 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   YAML::Node parent = chain.back();
   const std::string& last = parts.back();
   if (parent.IsSequence()) {
-    size_t index = 0;
-    try {
-      index = std::stoul(last);
-    } catch (const std::exception&) {
-      fail("override '", assignment, "': '", last, "' must be a list index");
-    }
-    if (index >= parent.size()) fail("override '", assignment, "': index ", index, " is past the list's ", parent.size(), " items");
-    parent[index] = parsed;
+    parent[list_index(last, parent, assignment)] = parsed;
   } else {
     parent[last] = parsed;
   }
