@@ -191,8 +191,12 @@ TEST(SftData, EpochWeightsAndPacking) {
     ASSERT_EQ(static_cast<int64_t>(row.ids.size()), c.max_seq_len);
     real += row.real_tokens;
     for (size_t t = 0; t < row.ids.size(); ++t) {
-      if (row.positions[t] == 0) EXPECT_EQ(row.labels[t], -100);  // no prediction across examples
-      if (row.document_ids[t] < 0) EXPECT_EQ(row.labels[t], -100);
+      if (row.positions[t] == 0) {
+        EXPECT_EQ(row.labels[t], -100);  // no prediction across examples
+      }
+      if (row.document_ids[t] < 0) {
+        EXPECT_EQ(row.labels[t], -100);
+      }
     }
   }
   EXPECT_EQ(real, tokens);
