@@ -2,7 +2,6 @@
 // (tokenizing on all cores) and warm (token cache), on a generated JSONL file.
 //
 //   dsalign_bench_preprocess --tokenizer assets/tokenizers/deepseek-llm --examples 200000
-#include <boost/program_options.hpp>
 
 #include <chrono>
 #include <fstream>
@@ -10,11 +9,12 @@
 #include <random>
 
 #include "data/sft_data.h"
+#include "cli/args.h"
 #include "util/error.h"
 #include "util/files.h"
 
-namespace po = boost::program_options;
 using namespace dsalign;
+namespace po = dsalign::cli::po;
 
 namespace {
 
@@ -48,17 +48,12 @@ int main(int argc, char** argv) {
     std::string tokenizer_dir;
     int64_t examples = 0, threads = 0;
     po::options_description options("dsalign_bench_preprocess: JSONL -> tokens throughput");
-    options.add_options()("help,h", "show this help")
+    options.add_options()
         ("tokenizer", po::value(&tokenizer_dir)->required(), "tokenizer directory")
         ("examples", po::value(&examples)->default_value(100000), "records to generate")
         ("threads", po::value(&threads)->default_value(0), "threads (0: all cores)");
     po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, options), vm);
-    if (vm.count("help")) {
-      std::cout << options << "\n";
-      return 0;
-    }
-    po::notify(vm);
+    if (!cli::parse(cli::Args(argv + 1, argv + argc), "dsalign_bench_preprocess --tokenizer <dir> [--examples N] [--threads N]", options, {}, vm)) return 0;
     fs::path dir = fs::temp_directory_path() / ("dsalign_bench_preprocess_" + std::to_string(::getpid()));
     fs::create_directories(dir);
     write_jsonl(dir / "data.jsonl", examples);

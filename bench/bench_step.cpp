@@ -4,36 +4,24 @@
 //
 //   dsalign_bench_step --model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda
 //                      --param-dtype fp32 --compute-dtype bf16 --adamw --steps 10
-#include <boost/program_options.hpp>
-#ifdef DSALIGN_WITH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
 
 #include <chrono>
 #include <iostream>
 
 #include "model/checkpoint.h"
 #include "model/inspect.h"
+#include "train/device_memory.h"
+#include "cli/args.h"
 #include "util/error.h"
 #include "util/files.h"
 
-namespace po = boost::program_options;
 using namespace dsalign;
+namespace po = dsalign::cli::po;
 
 namespace {
 
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
-}
-
-double peak_device_bytes(const torch::Device& device) {
-#ifdef DSALIGN_WITH_CUDA
-  if (device.is_cuda()) {
-    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
-    return static_cast<double>(stats.allocated_bytes[0].peak);
-  }
-#endif
-  return static_cast<double>(host_memory().peak_resident_bytes);
 }
 
 int run(int argc, char** argv) {
@@ -42,7 +30,7 @@ int run(int argc, char** argv) {
   double peak_tflops = 0;
   bool checkpointing = false, optimizer_step = false;
   po::options_description options("dsalign_bench_step: time training steps on random tokens");
-  options.add_options()("help,h", "show this help")
+  options.add_options()
       ("model", po::value(&model_name)->default_value("tiny"), "preset name or config.json")
       ("seq-len", po::value(&seq_len)->default_value(256), "tokens per sequence")
       ("batch", po::value(&batch)->default_value(2), "sequences per step (micro-batch)")
@@ -55,12 +43,7 @@ int run(int argc, char** argv) {
       ("adamw", po::bool_switch(&optimizer_step), "include an AdamW step (fp32 states)")
       ("peak-tflops", po::value(&peak_tflops)->default_value(0), "device peak for MFU (0: 989 on H100/H200 bf16, else no MFU)");
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, options), vm);
-  if (vm.count("help")) {
-    std::cout << options << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!cli::parse(cli::Args(argv + 1, argv + argc), "dsalign_bench_step [options]", options, {}, vm)) return 0;
 
   ModelConfig config = model_preset(model_name) ? *model_preset(model_name) : load_model_config(model_name);
   DecoderOptions o;
@@ -87,9 +70,7 @@ int run(int argc, char** argv) {
   };
   for (int64_t i = 0; i < warmup; ++i) step();
   synchronize(o.device);
-#ifdef DSALIGN_WITH_CUDA
-  if (o.device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(o.device.index() < 0 ? 0 : o.device.index());
-#endif
+  reset_peak_memory(o.device);
   auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) step();
   synchronize(o.device);
@@ -101,7 +82,7 @@ int run(int argc, char** argv) {
               compute_dtype.c_str(), checkpointing ? " +checkpointing" : "", adamw ? " +adamw" : "");
   std::printf("tokens/s %.1f  step %.3f s  TFLOP/s %.2f  MFU %s  peak memory %s\n", tokens_per_s, seconds / steps,
               flops / 1e12, peak_tflops > 0 ? std::to_string(flops / 1e12 / peak_tflops).substr(0, 5).c_str() : "n/a",
-              human_bytes(peak_device_bytes(o.device)).c_str());
+              human_bytes(peak_memory_bytes(o.device)).c_str());
   return 0;
 }
 

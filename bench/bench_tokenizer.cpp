@@ -2,35 +2,30 @@
 // file (one document per line). bench/tokenizer.sh runs it beside the `tokenizers` library.
 //
 //   dsalign_bench_tokenizer --tokenizer assets/tokenizers/deepseek-llm --corpus corpus.txt
-#include <boost/program_options.hpp>
 
 #include <chrono>
 #include <iostream>
 #include <thread>
 
 #include "data/batch_encode.h"
+#include "cli/args.h"
 #include "util/error.h"
 #include "util/files.h"
 
-namespace po = boost::program_options;
 using namespace dsalign;
+namespace po = dsalign::cli::po;
 
 int main(int argc, char** argv) {
   try {
     std::string tokenizer_dir, corpus;
     int threads = 0;
     po::options_description options("dsalign_bench_tokenizer: encode throughput");
-    options.add_options()("help,h", "show this help")
+    options.add_options()
         ("tokenizer", po::value(&tokenizer_dir)->required(), "tokenizer directory")
         ("corpus", po::value(&corpus)->required(), "UTF-8 text, one document per line")
         ("threads", po::value(&threads)->default_value(0), "threads for the batch encoder (0: all)");
     po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, options), vm);
-    if (vm.count("help")) {
-      std::cout << options << "\n";
-      return 0;
-    }
-    po::notify(vm);
+    if (!cli::parse(cli::Args(argv + 1, argv + argc), "dsalign_bench_tokenizer --tokenizer <dir> --corpus <file> [--threads N]", options, {}, vm)) return 0;
     Tokenizer tokenizer = Tokenizer::load(tokenizer_dir);
     std::string text = read_text_file(corpus);
     std::vector<std::string_view> docs;

@@ -218,6 +218,10 @@ Tokenizer::Tokenizer(const json& j, const std::string& where, TokenizerSettings 
     output_bytes_[static_cast<size_t>(a.id)] = byte_level_decode(a.content);
     special_[static_cast<size_t>(a.id)] = a.special;
   }
+  auto resolve = [&](const std::string& token) { return token.empty() ? std::nullopt : token_to_id(token); };
+  bos_id_ = resolve(settings_.bos_token);
+  eos_id_ = resolve(settings_.eos_token);
+  pad_id_ = resolve(settings_.pad_token);
 }
 
 Tokenizer::~Tokenizer() = default;
@@ -370,16 +374,6 @@ bool Tokenizer::is_special(int32_t id) const {
 }
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(output_bytes_.size()); }
-
-std::optional<int32_t> Tokenizer::bos_id() const {
-  return settings_.bos_token.empty() ? std::nullopt : token_to_id(settings_.bos_token);
-}
-std::optional<int32_t> Tokenizer::eos_id() const {
-  return settings_.eos_token.empty() ? std::nullopt : token_to_id(settings_.eos_token);
-}
-std::optional<int32_t> Tokenizer::pad_id() const {
-  return settings_.pad_token.empty() ? std::nullopt : token_to_id(settings_.pad_token);
-}
 
 IncrementalDecoder::IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens)
     : tokenizer_(tokenizer), skip_special_(skip_special_tokens) {}

@@ -68,9 +68,9 @@ class Tokenizer {
   int32_t vocab_size() const;  // largest id + 1
 
   const TokenizerSettings& settings() const { return settings_; }
-  std::optional<int32_t> bos_id() const;
-  std::optional<int32_t> eos_id() const;
-  std::optional<int32_t> pad_id() const;
+  std::optional<int32_t> bos_id() const { return bos_id_; }
+  std::optional<int32_t> eos_id() const { return eos_id_; }
+  std::optional<int32_t> pad_id() const { return pad_id_; }
   const std::vector<AddedToken>& added_tokens() const { return added_; }
   // Identifies the tokenizer's files (content hash), for cache keys.
   const std::string& fingerprint() const { return fingerprint_; }
@@ -88,6 +88,7 @@ class Tokenizer {
   std::vector<std::string> output_bytes_;        // by id: what the ByteLevel decoder makes of it
   std::vector<uint8_t> special_;                 // by id
   TokenizerSettings settings_;
+  std::optional<int32_t> bos_id_, eos_id_, pad_id_;  // settings_' tokens, resolved once
   std::string fingerprint_;
 };
 

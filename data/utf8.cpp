@@ -119,16 +119,15 @@ const std::array<char32_t, 256>& byte_to_char() {
 }
 
 int char_to_byte(char32_t cp) {
-  if (cp < 256) {
-    bool printable = (cp >= '!' && cp <= '~') || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF);
-    return printable ? static_cast<int>(cp) : -1;
-  }
-  if (cp < 256 + 68) {
-    const auto& t = byte_to_char();
-    for (int b = 0; b < 256; ++b)
-      if (t[b] == cp) return b;
-  }
-  return -1;
+  // The alphabet's code points all lie below 256 + 68.
+  static const std::array<int16_t, 256 + 68> inverse = [] {
+    std::array<int16_t, 256 + 68> t;
+    t.fill(-1);
+    const auto& forward = byte_to_char();
+    for (int b = 0; b < 256; ++b) t[forward[b]] = static_cast<int16_t>(b);
+    return t;
+  }();
+  return cp < inverse.size() ? inverse[cp] : -1;
 }
 
 }  // namespace dsalign::utf8

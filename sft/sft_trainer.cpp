@@ -8,6 +8,7 @@
 #include "data/sft_data.h"
 #include "model/checkpoint.h"
 #include "model/inspect.h"
+#include "train/device_memory.h"
 #include "train/metrics.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -72,20 +73,14 @@ std::vector<PackedRow> epoch_rows(const SftData& data, const DataConfig& config,
   return pack_examples(order, config.max_seq_len, config.packing, pad_id);
 }
 
-double peak_memory_bytes(const torch::Device& device) {
-  (void)device;
-  return static_cast<double>(host_memory().peak_resident_bytes);
-}
-
 // AdamW with two groups: weight decay on matrices; none on norms, biases and (unless asked) the
 // embeddings.
 std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const TrainConfig& t) {
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& item : model->named_parameters()) {
     const std::string& name = item.key();
-    bool exempt = name.ends_with("norm.weight") || name.ends_with(".bias") ||
-                  (!t.decay_norms_and_embeddings && name.find("embed_tokens") != std::string::npos);
-    if (t.decay_norms_and_embeddings && name.ends_with("norm.weight")) exempt = false;
+    bool norm_or_embedding = name.ends_with("norm.weight") || name.find("embed_tokens") != std::string::npos;
+    bool exempt = name.ends_with(".bias") || (!t.decay_norms_and_embeddings && norm_or_embedding);
     (exempt ? no_decay : decay).push_back(item.value());
   }
   auto options = [&](double wd) {

@@ -29,46 +29,31 @@ std::string YamlReader::string(const std::string& key, const std::optional<std::
   return v.as<std::string>();
 }
 
-int64_t YamlReader::integer(const std::string& key, const std::optional<int64_t>& fallback) {
+template <typename T>
+T YamlReader::scalar(const std::string& key, const std::optional<T>& fallback, const char* expected) {
   YAML::Node v = get(key);
   if (missing(v)) {
     if (fallback) return *fallback;
-    error(key, "missing (expected an integer)");
+    error(key, "missing (expected ", expected, ")");
   }
   try {
     if (!v.IsScalar()) throw YAML::BadConversion(v.Mark());
-    return v.as<int64_t>();
+    return v.as<T>();
   } catch (const YAML::BadConversion&) {
-    error(key, "expected an integer, got '", YAML::Dump(v), "'");
+    error(key, "expected ", expected, ", got '", YAML::Dump(v), "'");
   }
+}
+
+int64_t YamlReader::integer(const std::string& key, const std::optional<int64_t>& fallback) {
+  return scalar<int64_t>(key, fallback, "an integer");
 }
 
 double YamlReader::number(const std::string& key, const std::optional<double>& fallback) {
-  YAML::Node v = get(key);
-  if (missing(v)) {
-    if (fallback) return *fallback;
-    error(key, "missing (expected a number)");
-  }
-  try {
-    if (!v.IsScalar()) throw YAML::BadConversion(v.Mark());
-    return v.as<double>();
-  } catch (const YAML::BadConversion&) {
-    error(key, "expected a number, got '", YAML::Dump(v), "'");
-  }
+  return scalar<double>(key, fallback, "a number");
 }
 
 bool YamlReader::boolean(const std::string& key, const std::optional<bool>& fallback) {
-  YAML::Node v = get(key);
-  if (missing(v)) {
-    if (fallback) return *fallback;
-    error(key, "missing (expected true or false)");
-  }
-  try {
-    if (!v.IsScalar()) throw YAML::BadConversion(v.Mark());
-    return v.as<bool>();
-  } catch (const YAML::BadConversion&) {
-    error(key, "expected true or false, got '", YAML::Dump(v), "'");
-  }
+  return scalar<bool>(key, fallback, "true or false");
 }
 
 std::vector<std::string> YamlReader::strings(const std::string& key) {

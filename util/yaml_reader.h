@@ -40,6 +40,8 @@ class YamlReader {
 
  private:
   YAML::Node get(const std::string& key);
+  template <typename T>
+  T scalar(const std::string& key, const std::optional<T>& fallback, const char* expected);
   YAML::Node node_;
   std::string path_, file_;
   std::set<std::string> known_;
