@@ -121,7 +121,8 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& o
   o_proj = register_module("o_proj", Linear(n_head * head_dim, c.hidden_size, c.attention_bias, options));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
+                                     KVCache* cache, size_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
   // [B, T, H * hd] -> [B, H, T, hd]
   torch::Tensor q = q_proj(x).view({B, T, n_head, head_dim}).transpose(1, 2);
@@ -129,6 +130,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionCont
   torch::Tensor v = v_proj(x).view({B, T, n_head_kv, head_dim}).transpose(1, 2);
   q = ops::rope(q, context.rope.cos, context.rope.sin, backend);
   k = ops::rope(k, context.rope.cos, context.rope.sin, backend);
+  if (cache) {
+    const int64_t start = cache->length;
+    torch::Tensor& keys = cache->keys[layer];
+    torch::Tensor& values = cache->values[layer];
+    keys.narrow(2, start, T).copy_(k);
+    values.narrow(2, start, T).copy_(v);
+    k = keys.narrow(2, 0, start + T);
+    v = values.narrow(2, 0, start + T);
+  }
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   torch::Tensor out;
   if (context.mask.defined()) {
@@ -162,8 +172,9 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const torch::TensorOpti
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
 }
 
-torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend) {
-  torch::Tensor h = x + self_attn(input_layernorm(x, backend), context, backend);
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
+                                        KVCache* cache, size_t layer) {
+  torch::Tensor h = x + self_attn(input_layernorm(x, backend), context, backend, cache, layer);
   return h + mlp(post_attention_layernorm(h, backend), backend);
 }
 
@@ -241,6 +252,46 @@ std::pair<torch::Tensor, torch::Tensor> CausalLMImpl::loss_sum(const DecoderInpu
     return ops::linear_cross_entropy_sum(hidden, lm_head_weight(), targets, options.backend);
   });
   return {sum, (targets != ops::kIgnoreIndex).sum()};
+}
+
+KVCache CausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {
+  const ModelConfig& c = config;
+  auto tensor_options = torch::TensorOptions().dtype(options.compute_dtype).device(options.device);
+  KVCache cache;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    cache.keys.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, tensor_options));
+    cache.values.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, tensor_options));
+  }
+  cache.real = torch::zeros({batch, capacity}, tensor_options.dtype(torch::kBool));
+  return cache;
+}
+
+torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& ids, const torch::Tensor& positions,
+                                           const torch::Tensor& real, KVCache& cache) {
+  torch::NoGradGuard no_grad;
+  const int64_t B = ids.size(0), T = ids.size(1), start = cache.length;
+  TORCH_CHECK(positions.sizes() == ids.sizes() && real.sizes() == ids.sizes(), "position_ids and real must match input_ids");
+  TORCH_CHECK(!cache.keys.empty() && cache.real.size(0) == B, "the cache was made for another batch size");
+  TORCH_CHECK(start + T <= cache.real.size(1), "the cache holds ", cache.real.size(1), " tokens; ", start + T, " needed");
+  cache.real.narrow(1, start, T).copy_(real);
+  // Query i (slot start + i) sees the real slots up to its own, and always itself, so a padding
+  // query has one finite attention row instead of none.
+  torch::Tensor slots = torch::arange(start + T, ids.options());
+  torch::Tensor query_slots = (slots.narrow(0, start, T)).unsqueeze(1);             // [T, 1]
+  torch::Tensor visible = cache.real.narrow(1, 0, start + T).unsqueeze(1)            // [B, 1, S]
+                              .logical_and(slots.unsqueeze(0) <= query_slots)         // [B, T, S]
+                              .logical_or(slots.unsqueeze(0) == query_slots);
+  torch::Tensor logits = with_compute_dtype(options, [&] {
+    torch::Tensor h = model->embed_tokens(ids);
+    AttentionContext context{rope_tables(config, positions, h.scalar_type()), visible.unsqueeze(1)};
+    size_t layer = 0;
+    for (const auto& module : *model->layers)
+      h = module->as<DecoderLayerImpl>()->forward(h, context, options.backend, &cache, layer++);
+    h = model->norm(h.narrow(1, T - 1, 1), options.backend);
+    return torch::nn::functional::linear(h, lm_head_weight());
+  });
+  cache.length += T;
+  return logits.squeeze(1).to(torch::kFloat32);
 }
 
 void CausalLMImpl::init_weights(uint64_t seed) {

@@ -26,6 +26,14 @@ struct AttentionContext {
   torch::Tensor mask;  // [B, 1, T, T] bool (true = may attend), undefined = plain causal
 };
 
+// Keys and values of the tokens seen so far, for incremental decoding. Slots are filled left to
+// right by CausalLM::forward_cached; a slot that holds padding is never attended to.
+struct KVCache {
+  std::vector<torch::Tensor> keys, values;  // per layer [B, H_kv, capacity, head_dim], compute dtype
+  torch::Tensor real;                       // [B, capacity] bool: the slot holds a real token
+  int64_t length = 0;                       // slots filled
+};
+
 // A linear layer whose parameters start uninitialised (loading 7B weights should not first pay
 // for a random init); init_weights() fills them.
 struct LinearImpl : torch::nn::Module {
@@ -46,8 +54,10 @@ TORCH_MODULE(RMSNorm);
 
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(const ModelConfig& config, const torch::TensorOptions& options);
-  // x: [B, T, D] -> [B, T, D]
-  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend);
+  // x: [B, T, D] -> [B, T, D]. With a cache, x's keys and values go to slots
+  // [cache->length, cache->length + T) of `layer` and the queries attend to every filled slot.
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
+                        KVCache* cache = nullptr, size_t layer = 0);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t n_head, n_head_kv, head_dim;
 };
@@ -62,7 +72,8 @@ TORCH_MODULE(MLP);
 
 struct DecoderLayerImpl : torch::nn::Module {
   DecoderLayerImpl(const ModelConfig& config, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
+                        KVCache* cache = nullptr, size_t layer = 0);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   MLP mlp{nullptr};
@@ -97,6 +108,14 @@ struct CausalLMImpl : torch::nn::Module {
   // Sum and count of next-token NLL, transformers-style: logits[:, t] predicts labels[:, t + 1];
   // labels == -100 carry no loss. Returns {fp32 scalar sum, int64 scalar count}.
   std::pair<torch::Tensor, torch::Tensor> loss_sum(const DecoderInput& input, const torch::Tensor& labels);
+
+  // Incremental decoding (no gradients): an empty cache with room for `capacity` tokens per row.
+  KVCache new_cache(int64_t batch, int64_t capacity) const;
+  // Appends T tokens per row to the cache and returns the fp32 logits [B, V] of the last one.
+  // input_ids, position_ids: [B, T] int64; real: [B, T] bool (false = padding, attends only to
+  // itself and is invisible to every other token).
+  torch::Tensor forward_cached(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                               const torch::Tensor& real, KVCache& cache);
 
   torch::Tensor lm_head_weight() const;  // the embedding matrix when tied
   void init_weights(uint64_t seed);      // normal(0, initializer_range), norms 1, biases 0

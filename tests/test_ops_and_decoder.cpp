@@ -1,8 +1,10 @@
 // ops:: references against first-principles formulas, and decoder properties: packing, padding,
-// GQA, activation checkpointing, gradient accumulation, mixed precision.
+// GQA, activation checkpointing, gradient accumulation, mixed precision; the KV cache and greedy
+// generation against recomputing the whole sequence.
 #include <gtest/gtest.h>
 
 #include "model/decoder.h"
+#include "model/generate.h"
 #include "model/rope.h"
 
 using namespace dsalign;
@@ -214,6 +216,77 @@ TEST(Decoder, Bf16WeightsRunOnCpu) {
   torch::Tensor logits = m->forward({random_ids(1, 8, c.vocab_size, 1)});
   EXPECT_EQ(logits.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+}
+
+// Greedy decoding by recomputing the whole sequence each step: the reference for the cache.
+std::vector<int32_t> greedy_by_recompute(CausalLM& model, std::vector<int32_t> ids, int64_t new_tokens) {
+  torch::NoGradGuard no_grad;
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < new_tokens; ++i) {
+    auto input = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64).unsqueeze(0);
+    int32_t next = static_cast<int32_t>(model->forward({input}).select(1, input.size(1) - 1).argmax(-1).item<int64_t>());
+    ids.push_back(next);
+    out.push_back(next);
+  }
+  return out;
+}
+
+TEST(Decoder, CachedLogitsEqualFullForwardWithLeftPadding) {
+  ModelConfig c = tiny_config();
+  CausalLM m = tiny_model(c);
+  torch::NoGradGuard no_grad;
+  // Row 0: 6 tokens; row 1: 4 tokens behind 2 pads. Prefill 5 slots, then one token each.
+  torch::Tensor ids = random_ids(2, 6, c.vocab_size, 11);
+  torch::Tensor real = torch::ones({2, 6}, torch::kBool);
+  real[1].narrow(0, 0, 2).fill_(false);
+  torch::Tensor positions = torch::tensor({0, 1, 2, 3, 4, 5, 0, 0, 0, 1, 2, 3}, torch::kInt64).view({2, 6});
+  KVCache cache = m->new_cache(2, 8);
+  m->forward_cached(ids.narrow(1, 0, 5), positions.narrow(1, 0, 5), real.narrow(1, 0, 5), cache);
+  torch::Tensor cached = m->forward_cached(ids.narrow(1, 5, 1), positions.narrow(1, 5, 1), real.narrow(1, 5, 1), cache);
+  torch::Tensor full0 = m->forward({ids.narrow(0, 0, 1)}).select(1, 5);
+  torch::Tensor full1 = m->forward({ids.narrow(0, 1, 1).narrow(1, 2, 4)}).select(1, 3);
+  double scale = full0.abs().max().item<double>();
+  EXPECT_LT(max_diff(cached[0], full0[0]), 1e-5 * scale + 1e-6);
+  EXPECT_LT(max_diff(cached[1], full1[0]), 1e-5 * scale + 1e-6);
+  EXPECT_EQ(cache.length, 6);
+}
+
+TEST(Generate, BatchedGreedyEqualsRecomputeAndStops) {
+  ModelConfig c = tiny_config();
+  c.initializer_range = 0.4;  // sharper logits: argmax ties would make the comparison fragile
+  CausalLM m = tiny_model(c);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t n : {3, 9, 5, 1}) {
+    torch::Tensor t = random_ids(1, n, c.vocab_size, static_cast<uint64_t>(n));
+    prompts.emplace_back(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+  }
+  std::vector<std::vector<int32_t>> expected;
+  for (const auto& p : prompts) expected.push_back(greedy_by_recompute(m, p, 12));
+  for (int64_t batch : {1, 3, 4}) {
+    GenerationOptions o;
+    o.max_new_tokens = 12;
+    o.batch_size = batch;
+    std::vector<Generation> got = generate_greedy(m, prompts, o);
+    ASSERT_EQ(got.size(), prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      EXPECT_EQ(got[i].tokens, expected[i]) << "prompt " << i << ", batch " << batch;
+      EXPECT_FALSE(got[i].terminated);
+    }
+  }
+  // A stop id ends its row there (the stop token is not part of the response); others run on.
+  GenerationOptions o;
+  o.max_new_tokens = 12;
+  o.batch_size = 4;
+  o.stop_ids = {expected[1][4]};
+  std::vector<Generation> got = generate_greedy(m, prompts, o);
+  EXPECT_TRUE(got[1].terminated);
+  size_t first_stop = static_cast<size_t>(std::find(expected[1].begin(), expected[1].end(), o.stop_ids[0]) - expected[1].begin());
+  EXPECT_EQ(got[1].tokens, std::vector<int32_t>(expected[1].begin(), expected[1].begin() + static_cast<long>(first_stop)));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto it = std::find(expected[i].begin(), expected[i].end(), o.stop_ids[0]);
+    EXPECT_EQ(got[i].terminated, it != expected[i].end());
+    EXPECT_EQ(got[i].tokens, std::vector<int32_t>(expected[i].begin(), it));
+  }
 }
 
 TEST(Decoder, RunsOnCudaWhenPresent) {

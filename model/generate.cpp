@@ -1,0 +1,78 @@
+#include "model/generate.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "util/error.h"
+
+namespace dsalign {
+
+std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::vector<int32_t>>& prompts,
+                                        const GenerationOptions& o, const std::function<void(size_t, size_t)>& on_batch) {
+  if (o.max_new_tokens < 1) fail("generation: max_new_tokens must be at least 1, got ", o.max_new_tokens);
+  if (o.batch_size < 1) fail("generation: batch_size must be at least 1, got ", o.batch_size);
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (prompts[i].empty()) fail("generation: prompt ", i, " is empty");
+  torch::NoGradGuard no_grad;
+  const torch::Device device = model->options.device;
+  std::vector<size_t> order(prompts.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prompts[a].size() > prompts[b].size(); });
+
+  std::vector<Generation> out(prompts.size());
+  for (size_t first = 0; first < order.size(); first += static_cast<size_t>(o.batch_size)) {
+    const size_t last = std::min(order.size(), first + static_cast<size_t>(o.batch_size));
+    const int64_t B = static_cast<int64_t>(last - first);
+    int64_t longest = 0;
+    for (size_t i = first; i < last; ++i) longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts[order[i]].size()));
+
+    // Left padding: every row's last prompt token sits in the same slot.
+    auto ids = torch::full({B, longest}, o.pad_id, torch::kInt64);
+    auto real = torch::zeros({B, longest}, torch::kBool);
+    auto positions = torch::zeros({B, longest}, torch::kInt64);
+    std::vector<int64_t> next_position(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& p = prompts[order[first + static_cast<size_t>(b)]];
+      const int64_t n = static_cast<int64_t>(p.size()), pad = longest - n;
+      for (int64_t t = 0; t < n; ++t) {
+        ids[b][pad + t] = static_cast<int64_t>(p[static_cast<size_t>(t)]);
+        real[b][pad + t] = true;
+        positions[b][pad + t] = t;
+      }
+      next_position[static_cast<size_t>(b)] = n;
+    }
+    KVCache cache = model->new_cache(B, longest + o.max_new_tokens);
+    torch::Tensor logits = model->forward_cached(ids.to(device), positions.to(device), real.to(device), cache);
+
+    std::vector<bool> done(static_cast<size_t>(B), false);
+    for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+      torch::Tensor next = logits.argmax(-1).to(torch::kCPU);
+      auto next_ids = torch::full({B, 1}, o.pad_id, torch::kInt64);
+      auto next_real = torch::zeros({B, 1}, torch::kBool);
+      auto next_positions = torch::zeros({B, 1}, torch::kInt64);
+      bool all_done = true;
+      for (int64_t b = 0; b < B; ++b) {
+        const size_t row = static_cast<size_t>(b);
+        if (done[row]) continue;
+        const int32_t token = static_cast<int32_t>(next[b].item<int64_t>());
+        Generation& g = out[order[first + row]];
+        if (std::find(o.stop_ids.begin(), o.stop_ids.end(), token) != o.stop_ids.end()) {
+          g.terminated = true;
+          done[row] = true;
+          continue;
+        }
+        g.tokens.push_back(token);
+        all_done = false;
+        next_ids[b][0] = static_cast<int64_t>(token);
+        next_real[b][0] = true;
+        next_positions[b][0] = next_position[row]++;
+      }
+      if (all_done || step + 1 == o.max_new_tokens) break;
+      logits = model->forward_cached(next_ids.to(device), next_positions.to(device), next_real.to(device), cache);
+    }
+    if (on_batch) on_batch(last, order.size());
+  }
+  return out;
+}
+
+}  // namespace dsalign
