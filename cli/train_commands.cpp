@@ -30,6 +30,7 @@ int sft_command(const Args& args) {
   SftOutcome outcome = run_sft(sft, recipe, resume);
   std::cout << "sft: " << outcome.steps << " steps, last loss " << outcome.last_loss;
   if (outcome.validation_loss >= 0) std::cout << ", validation loss " << outcome.validation_loss;
+  if (outcome.repetition_ratio >= 0) std::cout << ", repetition ratio " << outcome.repetition_ratio;
   std::cout << "\nrun directory: " << sft.run.output_dir.string() << " (config.yaml, metrics.jsonl)\nchat checkpoint: "
             << outcome.final_dir.string() << "\n";
   return 0;

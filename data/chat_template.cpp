@@ -58,6 +58,10 @@ std::optional<ChatFormat> recognise_chat_template(const std::string& jinja) {
   return std::nullopt;
 }
 
+const char* chat_template_jinja(ChatFormat format) {
+  return format == ChatFormat::deepseek_llm ? kDeepSeekLlmTemplate : kDeepSeekCoderTemplate;
+}
+
 ChatFormat resolve_chat_format(const std::string& name, const Tokenizer& tokenizer) {
   if (name != "auto") return chat_format_from_name(name);
   const std::string& jinja = tokenizer.settings().chat_template;

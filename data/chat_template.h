@@ -35,6 +35,8 @@ std::string chat_format_names();  // "deepseek-llm, deepseek-coder"
 
 // The built-in format whose Jinja template this is (as shipped in tokenizer_config.json).
 std::optional<ChatFormat> recognise_chat_template(const std::string& jinja);
+// The Jinja template DeepSeek ships for `format` (what exported tokenizer_config.json carries).
+const char* chat_template_jinja(ChatFormat format);
 // `name` may be "auto": the tokenizer's chat_template must then be one dsalign knows.
 ChatFormat resolve_chat_format(const std::string& name, const Tokenizer& tokenizer);
 

@@ -8,8 +8,12 @@
 // such p is reported. A loop the model escaped (the period broken in the last unit) is not counted.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <optional>
+#include <string>
 #include <vector>
+
+#include "util/yaml_reader.h"
 
 namespace dsalign {
 
@@ -26,5 +30,31 @@ struct Repetition {
 
 std::optional<Repetition> find_repetition(const std::vector<int32_t>& response, bool terminated,
                                           const RepetitionRule& rule = {});
+
+// How the repetition ratio is measured: the recipe's `monitor.repetition` section, and the
+// options of `dsalign eval repetition`.
+struct RepetitionEvalConfig {
+  std::filesystem::path prompts;  // JSONL, one {"prompt": ...} per line (optional "id")
+  int64_t max_new_tokens = 512;
+  int64_t batch_size = 16;
+  int64_t max_prompts = 0;   // 0 = all
+  int64_t report_cases = 10;  // repetitive responses written out in full
+  RepetitionRule rule;
+  // As a training monitor:
+  int64_t every_steps = 0;  // 0 = only at the start/end
+  bool at_start = false;    // measure the starting model too (step 0)
+  bool at_end = true;       // measure the model each stage ends with
+};
+
+// `monitor.repetition`; relative prompt paths resolve against `base`.
+RepetitionEvalConfig parse_repetition_eval_config(YamlReader& reader, const std::filesystem::path& base);
+void validate(const RepetitionEvalConfig& config, const std::string& where);
+
+struct EvalPrompt {
+  std::string id;
+  std::string prompt;
+};
+// Errors name file:line (bad JSON, no "prompt" string, an empty file).
+std::vector<EvalPrompt> read_eval_prompts(const std::filesystem::path& path, int64_t max_prompts);
 
 }  // namespace dsalign

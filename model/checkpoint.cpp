@@ -178,9 +178,14 @@ void write_checkpoint(const ModelConfig& config, std::vector<TensorToWrite> tens
 }  // namespace
 
 void save_checkpoint(CausalLM& model, const fs::path& dir, const SaveOptions& options) {
+  save_checkpoint(model->config, checkpoint_tensors(model), dir, options);
+}
+
+void save_checkpoint(const ModelConfig& config, const std::vector<std::pair<std::string, torch::Tensor>>& named,
+                     const fs::path& dir, const SaveOptions& options) {
   std::vector<TensorToWrite> tensors;
-  for (auto& [name, t] : checkpoint_tensors(model)) tensors.push_back({name, t.sizes().vec(), options.dtype, [t] { return t; }});
-  write_checkpoint(model->config, std::move(tensors), dir, options);
+  for (auto& [name, t] : named) tensors.push_back({name, t.sizes().vec(), options.dtype, [t] { return t; }});
+  write_checkpoint(config, std::move(tensors), dir, options);
 }
 
 void init_checkpoint(const ModelConfig& config, uint64_t seed, const fs::path& dir, const SaveOptions& options) {

@@ -46,6 +46,9 @@ struct SaveOptions {
 // Writes config.json, generation_config.json, model.safetensors (or model-0000i-of-0000N shards
 // with model.safetensors.index.json) under a temporary name, then renames it to `dir`.
 void save_checkpoint(CausalLM& model, const std::filesystem::path& dir, const SaveOptions& options);
+// The same from named tensors (any device and dtype; converted to options.dtype on write).
+void save_checkpoint(const ModelConfig& config, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                     const std::filesystem::path& dir, const SaveOptions& options);
 
 // A randomly initialised checkpoint of `config`, generated and written one tensor at a time:
 // host memory stays near one tensor, whatever the model's size. Same values as

@@ -37,6 +37,12 @@ SftRecipe parse_sft_recipe(const RecipeFile& recipe) {
 
   YamlReader train = root.child("train");
   r.train = parse_train_config(train);
+
+  YamlReader monitor = root.child("monitor");
+  const bool with_repetition = monitor.has("repetition");
+  YamlReader repetition = monitor.child("repetition");
+  if (with_repetition) r.repetition = parse_repetition_eval_config(repetition, base);
+  monitor.finish();
   root.finish();
   return r;
 }
@@ -48,6 +54,7 @@ std::string resolved_recipe_yaml(const SftRecipe& r, const RecipeFile& recipe) {
   for (size_t i = 0; i < r.data.sources.size(); ++i)
     root["data"]["sources"][i]["path"] = std::filesystem::absolute(r.data.sources[i].path).string();
   if (!r.data.cache_dir.empty()) root["data"]["cache_dir"] = std::filesystem::absolute(r.data.cache_dir).string();
+  if (r.repetition) root["monitor"]["repetition"]["prompts"] = std::filesystem::absolute(r.repetition->prompts).string();
   YAML::Emitter out;
   out << root;
   return std::string(out.c_str()) + "\n";

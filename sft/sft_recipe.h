@@ -1,10 +1,13 @@
-// An SFT recipe: the sections `run`, `model`, `data`, `train` (and `monitor`, `dist` as later
-// issues add them), parsed once into typed structs.
+// An SFT recipe: the sections `run`, `model`, `data`, `train` and `monitor` (`dist` when
+// sharding arrives), parsed once into typed structs.
 #pragma once
 #include <filesystem>
 #include <string>
 
+#include <optional>
+
 #include "data/data_config.h"
+#include "eval/repetition.h"
 #include "train/recipe_file.h"
 #include "train/train_config.h"
 
@@ -31,9 +34,10 @@ struct SftRecipe {
   ModelSection model;
   DataConfig data;
   TrainConfig train;
+  std::optional<RepetitionEvalConfig> repetition;  // monitor.repetition
 };
 
-// Relative paths (model.path, data sources, run.output_dir) resolve against the recipe's folder.
+// Relative paths (model.path, data sources, run.output_dir, monitor prompts) resolve against the recipe's folder.
 SftRecipe parse_sft_recipe(const RecipeFile& recipe);
 
 // The recipe as the run directory records it (config.yaml): overrides applied and every path

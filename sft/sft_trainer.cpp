@@ -6,9 +6,12 @@
 #include <sstream>
 
 #include "data/sft_data.h"
+#include "eval/repetition_eval.h"
 #include "model/checkpoint.h"
+#include "model/export.h"
 #include "model/inspect.h"
 #include "train/device_memory.h"
+#include "train/training_checkpoint.h"
 #include "train/metrics.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -112,80 +115,35 @@ double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r,
   return count ? sum / static_cast<double>(count) : -1;
 }
 
-// final/: a Hugging Face directory with the tokenizer, its chat template, and
-// generation_config.json whose EOS is the chat format's end-of-turn token.
-void export_final(CausalLM& model, const fs::path& model_dir, const fs::path& out, const Tokenizer& tokenizer, ChatFormat format) {
-  SaveOptions save;
-  save.dtype = torch::kBFloat16;
-  save.overwrite = true;
-  ModelConfig config = model->config;
-  fs::path staging = out.parent_path() / ".final-weights";
-  fs::remove_all(staging);
-  save_checkpoint(model, staging, save);
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"})
-    if (fs::exists(model_dir / name)) fs::copy_file(model_dir / name, staging / name, fs::copy_options::overwrite_existing);
-  auto eot = tokenizer.token_to_id(end_of_turn_token(format, tokenizer.settings().eos_token));
-  if (eot) {
-    nlohmann::json gen = to_generation_config_json(config);
-    gen["eos_token_id"] = *eot;
-    write_file_atomic(staging / "generation_config.json", gen.dump(2) + "\n");
-  }
-  fs::remove_all(out);
-  fs::rename(staging, out);
-}
-
 // Where training stands: what a checkpoint must restore besides weights and optimizer state.
 // The data order is a pure function of (seed, epoch), so (epoch, step_in_epoch) is the data position.
 struct TrainingState {
   int64_t step = 0, epoch = 0, step_in_epoch = 0, tokens_seen = 0, skipped_steps = 0;
-  nlohmann::json to_json() const {
-    return {{"step", step}, {"epoch", epoch}, {"step_in_epoch", step_in_epoch}, {"tokens_seen", tokens_seen},
-            {"skipped_steps", skipped_steps}};
+  nlohmann::json to_json(ChatFormat format) const {
+    return {{"step", step},         {"epoch", epoch},
+            {"step_in_epoch", step_in_epoch}, {"tokens_seen", tokens_seen},
+            {"skipped_steps", skipped_steps}, {"chat_format", chat_format_name(format)}};
+  }
+  static TrainingState from_json(const nlohmann::json& j, const fs::path& file) {
+    TrainingState s;
+    try {
+      s.step = j.at("step");
+      s.epoch = j.at("epoch");
+      s.step_in_epoch = j.at("step_in_epoch");
+      s.tokens_seen = j.at("tokens_seen");
+      s.skipped_steps = j.at("skipped_steps");
+    } catch (const nlohmann::json::exception& e) {
+      fail(file.string(), ": ", first_line(e));
+    }
+    return s;
   }
 };
 
-// checkpoints/step_<N>/: model.safetensors (master weights), optimizer.pt, state.json; written
-// under a temporary name and renamed, then all but the newest keep_last are removed.
-void save_training_checkpoint(const fs::path& out, const TrainingState& state, CausalLM& model,
-                              torch::optim::Optimizer& optimizer, int64_t keep_last) {
-  fs::path dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
-  {
-    StagedDirectory staged(dir, true);
-    write_safetensors(staged.path() / "model.safetensors", checkpoint_tensors(model));
-    try {
-      torch::save(optimizer, (staged.path() / "optimizer.pt").string());
-    } catch (const c10::Error& e) {
-      fail(dir.string(), ": cannot write optimizer state: ", first_line(e));
-    }
-    write_file_atomic(staged.path() / "state.json", state.to_json().dump(2) + "\n");
-    staged.commit();
-  }
-  std::vector<std::pair<int64_t, fs::path>> all;
-  for (const auto& entry : fs::directory_iterator(out / "checkpoints")) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind("step_", 0) == 0) all.emplace_back(std::stoll(name.substr(5)), entry.path());
-  }
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second);
-}
-
-fs::path find_checkpoint(const fs::path& out, const std::string& resume) {
-  if (resume != "latest") {
-    if (!fs::exists(fs::path(resume) / "state.json")) fail(resume, ": not a dsalign training checkpoint (no state.json)");
-    return resume;
-  }
-  fs::path best;
-  int64_t best_step = -1;
-  if (fs::is_directory(out / "checkpoints"))
-    for (const auto& entry : fs::directory_iterator(out / "checkpoints")) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("step_", 0) == 0 && fs::exists(entry.path() / "state.json")) {
-        int64_t n = std::stoll(name.substr(5));
-        if (n > best_step) best_step = n, best = entry.path();
-      }
-    }
-  if (best.empty()) fail(out.string(), ": --resume latest, but there is no checkpoint in ", (out / "checkpoints").string());
-  return best;
+fs::path checkpoint_to_resume(const fs::path& out, const std::string& resume) {
+  if (resume != "latest") return resume;
+  fs::path newest = newest_training_checkpoint(out);
+  if (newest.empty()) fail(out.string(), ": --resume latest, but there is no complete checkpoint in ", (out / "checkpoints").string());
+  return newest;
 }
 
 // Keeps the metrics lines up to `step` (a killed run may have logged past its last checkpoint).
@@ -247,21 +205,13 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   const double flops_per_token = training_flops_per_token(model->config, r.data.max_seq_len);
   const bool tty = ::isatty(STDERR_FILENO);
 
+  std::vector<EvalPrompt> repetition_prompts;
+  if (r.repetition) repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
+
   TrainingState state;
   if (!resume.empty()) {
-    fs::path checkpoint = find_checkpoint(out, resume);
-    auto j = nlohmann::json::parse(read_text_file(checkpoint / "state.json"));
-    state.step = j.at("step");
-    state.epoch = j.at("epoch");
-    state.step_in_epoch = j.at("step_in_epoch");
-    state.tokens_seen = j.at("tokens_seen");
-    state.skipped_steps = j.at("skipped_steps");
-    load_weights(model, checkpoint);
-    try {
-      torch::load(*optimizer, (checkpoint / "optimizer.pt").string());
-    } catch (const c10::Error& e) {
-      fail((checkpoint / "optimizer.pt").string(), ": cannot read optimizer state: ", first_line(e));
-    }
+    fs::path checkpoint = checkpoint_to_resume(out, resume);
+    state = TrainingState::from_json(load_training_checkpoint(checkpoint, model, *optimizer), checkpoint / "state.json");
     truncate_metrics(out / "metrics.jsonl", state.step);
     std::cerr << "resuming from " << checkpoint.string() << " at step " << state.step << "\n";
   }
@@ -274,6 +224,37 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   auto last_checkpoint = run_start;
   const int64_t first_step = step;
   auto params = model->parameters();
+  CheckpointWriter writer(r.train.async_checkpoint);
+  int64_t last_checkpoint_step = state.step;
+  auto checkpoint = [&] {
+    CheckpointSnapshot snapshot = snapshot_training_state(model, *optimizer);
+    snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(step));
+    snapshot.state = state.to_json(format);
+    snapshot.tokenizer_dir = r.model.path;
+    snapshot.keep_last = r.train.keep_last;
+    writer.submit(std::move(snapshot));
+    last_checkpoint = std::chrono::steady_clock::now();
+    last_checkpoint_step = step;
+  };
+  // The repetition ratio of the model as it stands, into metrics.jsonl and repetition/step_<N>.jsonl.
+  int64_t last_repetition_step = -1;
+  auto measure = [&] {
+    fs::path report = out / "repetition" / ("step_" + std::to_string(step) + ".jsonl");
+    RepetitionResult result = measure_repetition(model, tokenizer, format, repetition_prompts, *r.repetition, report,
+                                                 "step " + std::to_string(step));
+    metrics.write({{"step", step},
+                   {"repetition_ratio", result.ratio},
+                   {"repetition_repetitive", result.repetitive},
+                   {"repetition_terminated", result.terminated},
+                   {"repetition_prompts", result.prompts},
+                   {"repetition_report", report.string()}});
+    std::fprintf(stderr, "step %lld: repetition ratio %.4f (%lld of %lld responses repeat; %lld terminated) -> %s\n",
+                 static_cast<long long>(step), result.ratio, static_cast<long long>(result.repetitive),
+                 static_cast<long long>(result.prompts), static_cast<long long>(result.terminated), report.string().c_str());
+    last_repetition_step = step;
+    outcome.repetition_ratio = result.ratio;
+  };
+  if (r.repetition && r.repetition->at_start && step == 0) measure();
 
   // --- train ---
   for (int64_t epoch = state.epoch; epoch < r.data.epochs && step < total_steps; ++epoch) {
@@ -347,17 +328,26 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
       double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() / 60.0;
       if ((r.train.checkpoint_every_steps > 0 && step % r.train.checkpoint_every_steps == 0) ||
           (r.train.checkpoint_every_minutes > 0 && minutes >= r.train.checkpoint_every_minutes)) {
-        save_training_checkpoint(out, state, model, *optimizer, r.train.keep_last);
-        last_checkpoint = std::chrono::steady_clock::now();
+        checkpoint();
+      }
+      if (r.repetition && r.repetition->every_steps > 0 && step % r.repetition->every_steps == 0 && step < total_steps) {
+        if (tty) std::fprintf(stderr, "\n");
+        measure();
       }
     }
   }
   if (tty) std::fprintf(stderr, "\n");
   outcome.steps = step;
+  // The last step's checkpoint goes out while validation and the repetition monitor run.
+  if (last_checkpoint_step != step || newest_training_checkpoint(out).empty()) checkpoint();
   outcome.validation_loss = validation_loss(model, data, r, pad_id);
   if (outcome.validation_loss >= 0) metrics.write({{"step", step}, {"val_loss", outcome.validation_loss}});
+  if (r.repetition && r.repetition->at_end && last_repetition_step != step) measure();
+  writer.wait();
   outcome.final_dir = out / "final";
-  export_final(model, r.model.path, outcome.final_dir, tokenizer, format);
+  ExportOptions export_options;
+  export_options.overwrite = true;
+  export_chat_checkpoint(model->config, checkpoint_tensors(model), r.model.path, format, outcome.final_dir, export_options);
   return outcome;
 }
 

@@ -1,5 +1,5 @@
 // Supervised fine-tuning: setup (run directory, tokenizer, data, model, optimizer), the step loop,
-// validation, and the final Hugging Face export.
+// validation, checkpoints, the repetition monitor, and the final Hugging Face export.
 #pragma once
 #include <filesystem>
 
@@ -10,7 +10,8 @@ namespace dsalign {
 struct SftOutcome {
   int64_t steps = 0;
   double last_loss = 0;
-  double validation_loss = -1;  // -1: no validation split
+  double validation_loss = -1;   // -1: no validation split
+  double repetition_ratio = -1;  // the last measured; -1: no repetition monitor
   std::filesystem::path final_dir;
 };
 

@@ -38,6 +38,7 @@ TrainConfig parse_train_config(YamlReader& r) {
   c.checkpoint_every_minutes = r.number("checkpoint_every_minutes", 0.0);
   if (c.checkpoint_every_minutes < 0) r.error("checkpoint_every_minutes", "must be >= 0");
   c.keep_last = positive("keep_last", 2);
+  c.async_checkpoint = r.boolean("async_checkpoint", true);
   c.on_nonfinite = r.choice("on_nonfinite", {"stop", "skip"}, "stop") == "stop" ? TrainConfig::OnNonFinite::stop
                                                                                  : TrainConfig::OnNonFinite::skip;
   r.finish();

@@ -24,6 +24,7 @@ struct TrainConfig {
   int64_t checkpoint_every_steps = 0;       // 0 = off
   double checkpoint_every_minutes = 0;      // 0 = off (the paper saves every 5 minutes)
   int64_t keep_last = 2;
+  bool async_checkpoint = true;             // write checkpoints from a background thread
   enum class OnNonFinite { stop, skip } on_nonfinite = OnNonFinite::stop;
 };
 

@@ -33,6 +33,7 @@ class YamlReader {
   void finish() const;
 
   const std::string& path() const { return path_; }
+  const std::string& file() const { return file_; }
   std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
   template <typename... Parts>

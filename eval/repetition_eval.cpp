@@ -1,0 +1,78 @@
+#include "eval/repetition_eval.h"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "model/generate.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/progress.h"
+
+namespace dsalign {
+
+RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                    const std::vector<EvalPrompt>& prompts, const RepetitionEvalConfig& config,
+                                    const std::filesystem::path& report, const std::string& label) {
+  validate(config, "repetition");
+  const auto start = std::chrono::steady_clock::now();
+  EncodeScratch scratch;
+  std::vector<std::vector<int32_t>> prompt_ids;
+  for (const EvalPrompt& p : prompts)
+    prompt_ids.push_back(tokenize_chat(tokenizer, format, {{"user", p.prompt}}, true, false, scratch).ids);
+
+  GenerationOptions g;
+  g.max_new_tokens = config.max_new_tokens;
+  g.batch_size = config.batch_size;
+  g.pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
+  if (auto eot = tokenizer.token_to_id(end_of_turn_token(format, tokenizer.settings().eos_token))) g.stop_ids.push_back(*eot);
+  if (auto eos = tokenizer.eos_id()) g.stop_ids.push_back(*eos);
+  if (g.stop_ids.empty()) fail("repetition: the tokenizer has neither an end-of-turn nor an EOS token to stop at");
+
+  Progress progress("repetition " + label, static_cast<int64_t>(prompts.size()), "prompts");
+  std::vector<Generation> responses =
+      generate_greedy(model, prompt_ids, g, [&](size_t done, size_t) { progress.update(static_cast<int64_t>(done)); });
+  progress.finish();
+
+  RepetitionResult result;
+  result.prompts = static_cast<int64_t>(prompts.size());
+  std::string cases;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Generation& r = responses[i];
+    result.terminated += r.terminated;
+    auto repetition = find_repetition(r.tokens, r.terminated, config.rule);
+    if (!repetition) continue;
+    ++result.repetitive;
+    if (result.repetitive > config.report_cases) continue;
+    std::vector<int32_t> unit(r.tokens.end() - repetition->unit_length, r.tokens.end());
+    nlohmann::json line = {{"id", prompts[i].id},
+                           {"prompt", prompts[i].prompt},
+                           {"unit", tokenizer.decode(unit)},
+                           {"unit_tokens", unit},
+                           {"repeats", static_cast<double>(repetition->periodic_tokens) / static_cast<double>(repetition->unit_length)},
+                           {"response", tokenizer.decode(r.tokens)}};
+    cases += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+  result.ratio = static_cast<double>(result.repetitive) / static_cast<double>(result.prompts);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  nlohmann::json summary = {{"summary",
+                             {{"label", label},
+                              {"prompts", result.prompts},
+                              {"repetitive", result.repetitive},
+                              {"terminated", result.terminated},
+                              {"ratio", result.ratio},
+                              {"max_new_tokens", config.max_new_tokens},
+                              {"rule",
+                               {{"max_unit", config.rule.max_unit},
+                                {"min_repeats", config.rule.min_repeats},
+                                {"min_tail_fraction", config.rule.min_tail_fraction}}},
+                              {"prompts_file", config.prompts.string()},
+                              {"seconds", result.seconds}}}};
+  if (!report.empty()) {
+    std::filesystem::create_directories(report.parent_path());
+    write_file_atomic(report, summary.dump() + "\n" + cases);
+  }
+  return result;
+}
+
+}  // namespace dsalign

@@ -1,0 +1,30 @@
+// The repetition ratio of a model (DeepSeek LLM paper, section 4): render each held-out prompt as
+// one user turn in the chat format, generate greedily until the end-of-turn token or
+// max_new_tokens, and count the responses find_repetition() calls repetitive.
+#pragma once
+#include <filesystem>
+#include <vector>
+
+#include "data/chat_template.h"
+#include "eval/repetition.h"
+#include "model/decoder.h"
+
+namespace dsalign {
+
+struct RepetitionResult {
+  int64_t prompts = 0;
+  int64_t terminated = 0;  // ended with the end-of-turn token
+  int64_t repetitive = 0;  // did not terminate and ended periodic
+  double ratio = 0;        // repetitive / prompts
+  double seconds = 0;
+};
+
+// Writes `report` (JSONL, atomically): first a summary line {"summary": {...}}, then for up to
+// config.report_cases repetitive responses {"id", "prompt", "unit", "unit_tokens", "repeats",
+// "response"}. `label` names the run in progress messages ("step 200"). Only the generation
+// options of `config` are used (not its monitor schedule).
+RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                    const std::vector<EvalPrompt>& prompts, const RepetitionEvalConfig& config,
+                                    const std::filesystem::path& report, const std::string& label);
+
+}  // namespace dsalign

@@ -1,0 +1,165 @@
+#include "train/training_checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+
+#include "model/checkpoint.h"
+#include "model/weight_file.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace dsalign {
+
+namespace {
+
+torch::Tensor host_copy(const torch::Tensor& t) {
+  return t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous();
+}
+
+void remove_old_checkpoints(const fs::path& root, int64_t keep_last) {
+  std::vector<std::pair<int64_t, fs::path>> complete;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind("step_", 0) != 0 || !fs::exists(entry.path() / "state.json")) continue;
+    try {
+      complete.emplace_back(std::stoll(name.substr(5)), entry.path());
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(complete.begin(), complete.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i].second);
+}
+
+}  // namespace
+
+CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer) {
+  torch::NoGradGuard no_grad;
+  CheckpointSnapshot s;
+  s.config = model->config;
+  s.weight_dtype = model->options.param_dtype;
+  for (auto& [name, t] : checkpoint_tensors(model)) s.weights.emplace_back(name, host_copy(t));
+  auto& states = optimizer.state();
+  for (auto& item : model->named_parameters()) {
+    auto it = states.find(item.value().unsafeGetTensorImpl());
+    if (it == states.end()) continue;  // no step taken yet
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    const std::string prefix = "optimizer." + item.key();
+    s.trainer_state.emplace_back(prefix + ".exp_avg", host_copy(st.exp_avg()));
+    s.trainer_state.emplace_back(prefix + ".exp_avg_sq", host_copy(st.exp_avg_sq()));
+    s.trainer_state.emplace_back(prefix + ".step", torch::tensor({st.step()}, torch::kInt64));
+  }
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  s.trainer_state.emplace_back("rng.cpu", generator.get_state());
+  return s;
+}
+
+void write_training_checkpoint(const CheckpointSnapshot& s) {
+  const std::string where = s.dir.string();
+  try {
+    fs::create_directories(s.dir.parent_path());
+    StagedDirectory staged(s.dir, true);
+    SaveOptions save;
+    save.dtype = s.weight_dtype;
+    save.overwrite = true;
+    save_checkpoint(s.config, s.weights, staged.path(), save);
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+      if (fs::exists(s.tokenizer_dir / name)) fs::copy_file(s.tokenizer_dir / name, staged.path() / name);
+    write_safetensors(staged.path() / "trainer_state.safetensors", s.trainer_state);
+    write_file_atomic(staged.path() / "state.json", s.state.dump(2) + "\n");  // last: marks it complete
+    staged.commit();
+  } catch (const Error& e) {
+    fail("checkpoint ", where, ": ", e.what());
+  } catch (const std::exception& e) {
+    fail("checkpoint ", where, ": ", first_line(e));
+  }
+  remove_old_checkpoints(s.dir.parent_path(), s.keep_last);
+}
+
+nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, torch::optim::AdamW& optimizer) {
+  for (const char* name : {"state.json", "trainer_state.safetensors"})
+    if (!fs::exists(dir / name)) fail(dir.string(), ": not a complete dsalign training checkpoint (no ", name, ")");
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(read_text_file(dir / "state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    fail((dir / "state.json").string(), ": ", first_line(e));
+  }
+  load_weights(model, dir);
+  std::map<std::string, torch::Tensor> saved;
+  for (auto& [name, t] : read_safetensors(dir / "trainer_state.safetensors")) saved[name] = t;
+  auto take = [&](const std::string& name) {
+    auto it = saved.find(name);
+    if (it == saved.end()) fail((dir / "trainer_state.safetensors").string(), ": no tensor '", name, "'");
+    return it->second;
+  };
+  torch::NoGradGuard no_grad;
+  auto& states = optimizer.state();
+  for (auto& item : model->named_parameters()) {
+    const std::string prefix = "optimizer." + item.key();
+    if (!saved.count(prefix + ".step")) continue;
+    const torch::Tensor& p = item.value();
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(take(prefix + ".step").item<int64_t>());
+    for (auto [key, field] : {std::pair<const char*, int>{".exp_avg", 0}, {".exp_avg_sq", 1}}) {
+      torch::Tensor t = take(prefix + key);
+      if (t.sizes() != p.sizes())
+        fail((dir / "trainer_state.safetensors").string(), ": '", prefix + key, "' has shape ", t.sizes(),
+             ", the parameter has ", p.sizes());
+      t = t.to(p.device(), p.scalar_type()).clone();
+      field == 0 ? st->exp_avg(t) : st->exp_avg_sq(t);
+    }
+    states[p.unsafeGetTensorImpl()] = std::move(st);
+  }
+  at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the default's state
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(take("rng.cpu"));
+  return state;
+}
+
+fs::path newest_training_checkpoint(const fs::path& run_dir) {
+  fs::path best;
+  int64_t best_step = -1;
+  if (!fs::is_directory(run_dir / "checkpoints")) return best;
+  for (const auto& entry : fs::directory_iterator(run_dir / "checkpoints")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step_", 0) != 0 || !fs::exists(entry.path() / "state.json")) continue;
+    try {
+      int64_t n = std::stoll(name.substr(5));
+      if (n > best_step) best_step = n, best = entry.path();
+    } catch (const std::exception&) {
+    }
+  }
+  return best;
+}
+
+CheckpointWriter::~CheckpointWriter() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void CheckpointWriter::wait() {
+  if (thread_.joinable()) thread_.join();
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void CheckpointWriter::submit(CheckpointSnapshot snapshot) {
+  wait();
+  if (!background_) {
+    write_training_checkpoint(snapshot);
+    return;
+  }
+  thread_ = std::thread([this, s = std::move(snapshot)] {
+    try {
+      write_training_checkpoint(s);
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  });
+}
+
+}  // namespace dsalign
