@@ -4,7 +4,10 @@
 
 #include <iostream>
 
+#include <torch/cuda.h>
+
 #include "cli/commands.h"
+#include "util/error.h"
 
 namespace dsalign::cli {
 
@@ -21,6 +24,16 @@ inline bool parse(const Args& args, const std::string& usage_line, po::options_d
   }
   po::notify(vm);
   return true;
+}
+
+// --device: cpu, cuda or cuda:N (an Error when CUDA is asked for and absent).
+inline torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available()) fail("--device ", name, ": no CUDA device is available");
+    return torch::Device(name);
+  }
+  fail("--device must be cpu or cuda[:N], got '", name, "'");
 }
 
 }  // namespace dsalign::cli

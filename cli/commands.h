@@ -12,5 +12,9 @@ int inspect_command(const Args& args);
 int forward_command(const Args& args);
 int tokenize_command(const Args& args);
 int sft_command(const Args& args);
+int run_command(const Args& args);
+int eval_command(const Args& args);
+int generate_command(const Args& args);
+int export_command(const Args& args);
 
 }  // namespace dsalign::cli

@@ -18,6 +18,10 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"sft", dsalign::cli::sft_command, "supervised fine-tuning from a recipe"},
+    {"run", dsalign::cli::run_command, "a pipeline: stages (init, sft, export) in order, each feeding the next"},
+    {"eval", dsalign::cli::eval_command, "eval repetition: the repetition ratio of a chat model on held-out prompts"},
+    {"generate", dsalign::cli::generate_command, "greedy chat responses to prompts"},
+    {"export", dsalign::cli::export_command, "a run or checkpoint -> a Hugging Face chat checkpoint"},
     {"init", dsalign::cli::init_command, "write a randomly initialised checkpoint (preset or config.json)"},
     {"inspect", dsalign::cli::inspect_command, "architecture, parameter counts, FLOPs, training memory; --load times a load"},
     {"forward", dsalign::cli::forward_command, "run the model on token ids and write fp32 logits to safetensors"},

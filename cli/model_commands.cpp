@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "model/checkpoint.h"
+#include "model/export.h"
 #include "model/inspect.h"
 #include "model/weight_file.h"
 #include "util/error.h"
@@ -21,30 +22,6 @@ ModelConfig resolve_config(const std::string& what) {
   std::string names;
   for (const auto& n : model_preset_names()) names += (names.empty() ? "" : ", ") + n;
   fail("'", what, "' is neither a checkpoint directory, a config.json, nor a preset (", names, ")");
-}
-
-torch::Device parse_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-    if (!torch::cuda::is_available()) fail("--device ", name, ": no CUDA device is available");
-    return torch::Device(name);
-  }
-  fail("--device must be cpu or cuda[:N], got '", name, "'");
-}
-
-int64_t parse_size(const std::string& text) {
-  // "5GB", "500MB", "123" (bytes). Decimal units, like transformers' max_shard_size.
-  size_t pos = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &pos);
-  } catch (const std::exception&) {
-    fail("--shard-size: expected a size like 5GB or 500MB, got '", text, "'");
-  }
-  std::string unit = text.substr(pos);
-  double scale = unit.empty() || unit == "B" ? 1 : unit == "KB" ? 1e3 : unit == "MB" ? 1e6 : unit == "GB" ? 1e9 : -1;
-  if (scale < 0 || value <= 0) fail("--shard-size: expected a size like 5GB or 500MB, got '", text, "'");
-  return static_cast<int64_t>(value * scale);
 }
 
 // Token ids: "1,2,3" or a file with one row per line (commas or spaces). Rows must have equal length.
@@ -120,7 +97,7 @@ int init_command(const Args& args) {
   torch::ScalarType disk_dtype = parse_dtype(dtype);
   SaveOptions save;
   save.dtype = disk_dtype;
-  save.max_shard_bytes = parse_size(shard_size);
+  save.max_shard_bytes = parse_byte_size(shard_size);
   init_checkpoint(config, seed, out, save);
   std::cout << "wrote " << out << ": " << count_parameters(config).total << " parameters in " << dtype_name(disk_dtype) << "\n";
   return 0;

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/args.h"
+#include "sft/pipeline.h"
 #include "sft/sft_trainer.h"
 #include "util/error.h"
 
@@ -33,6 +34,32 @@ int sft_command(const Args& args) {
   if (outcome.repetition_ratio >= 0) std::cout << ", repetition ratio " << outcome.repetition_ratio;
   std::cout << "\nrun directory: " << sft.run.output_dir.string() << " (config.yaml, metrics.jsonl)\nchat checkpoint: "
             << outcome.final_dir.string() << "\n";
+  return 0;
+}
+
+int run_command(const Args& args) {
+  po::options_description options("options");
+  std::string recipe_path, from;
+  std::vector<std::string> overrides;
+  options.add_options()
+      ("from", po::value(&from), "rerun this stage and every later one from scratch")
+      ("recipe", po::value(&recipe_path)->required(), "pipeline.yaml")
+      ("override", po::value(&overrides)->multitoken(), "key.path=value for the pipeline file (also positional)");
+  po::positional_options_description positional;
+  positional.add("recipe", 1).add("override", -1);
+  po::variables_map vm;
+  if (!parse(args, "dsalign run <pipeline.yaml> [a.b.c=value ...] [--from <stage>]\n\n"
+                   "Runs a pipeline's stages in order (init, sft, export); \"${stage.output}\" passes one stage's\n"
+                   "output to a later one. Stages whose output is complete are skipped; an interrupted sft stage\n"
+                   "resumes from its newest checkpoint. Outputs go to <run.output_dir>/<stage name>.",
+             options, positional, vm))
+    return 0;
+  RecipeFile recipe = load_recipe(recipe_path, overrides);
+  Pipeline pipeline = parse_pipeline(recipe);
+  PipelineOptions o;
+  if (!from.empty()) o.from_stage = from;
+  std::filesystem::path result = run_pipeline(pipeline, o);
+  std::cout << "pipeline " << pipeline.name << " done: " << result.string() << "\n";
   return 0;
 }
 

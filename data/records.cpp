@@ -107,8 +107,14 @@ std::vector<SftRecord> read_sft_jsonl(const std::filesystem::path& path, OnError
       r.messages = turn_or_messages(record, "prompt", "user");
       auto response = turn_or_messages(record, "response", "assistant");
       r.messages.insert(r.messages.end(), response.begin(), response.end());
+    } else if (record.contains("text")) {
+      if (!record["text"].is_string() || record["text"].get<std::string>().empty())
+        bad("bad text", "'text' must be a non-empty string");
+      r.text = record["text"].get<std::string>();
+      r.domain = domain_of(record);
+      return r;
     } else {
-      bad("missing field", "expected 'messages', or 'prompt' and 'response'");
+      bad("missing field", "expected 'messages', 'prompt' and 'response', or 'text'");
     }
     bool has_assistant = false;
     for (const auto& m : r.messages) has_assistant |= m.role == "assistant";

@@ -1,4 +1,5 @@
-// JSONL training records. SFT: {"messages": [{"role", "content"}, ...]} or {"prompt", "response"};
+// JSONL training records. SFT: {"messages": [{"role", "content"}, ...]} or {"prompt", "response"},
+// or {"text"} (plain text for continued pretraining: no chat template, every token trained);
 // preference: {"prompt", "chosen", "rejected"}, each a string or a list of messages. Either may
 // carry "domain" (general, math, code, safety, ...). Every problem names file:line.
 #pragma once
@@ -15,6 +16,7 @@ enum class OnError { fail, skip };
 
 struct SftRecord {
   std::vector<ChatMessage> messages;
+  std::string text;    // a plain-text record (then messages is empty)
   std::string domain;  // "" when the record has none
   size_t line = 0;
 };

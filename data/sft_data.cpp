@@ -119,7 +119,15 @@ SourceTokens tokenize_source(const fs::path& path, uint32_t source, const DataCo
       records.size(), static_cast<int>(config.threads),
       [&](size_t i, EncodeScratch& scratch) {
         try {
-          chats[i] = tokenize_chat(tokenizer, format, records[i].messages, false, config.train_on_all, scratch);
+          if (!records[i].text.empty()) {
+            // Plain text: BOS as the tokenizer adds it, the text, EOS; every token carries loss.
+            TokenizedChat& c = chats[i];
+            tokenizer.encode(records[i].text, true, c.ids, scratch);
+            if (auto eos = tokenizer.eos_id()) c.ids.push_back(*eos);
+            c.loss_mask.assign(c.ids.size(), 1);
+          } else {
+            chats[i] = tokenize_chat(tokenizer, format, records[i].messages, false, config.train_on_all, scratch);
+          }
         } catch (const Error& e) {
           fail(path.string(), ":", records[i].line, ": ", e.what());
         }

@@ -65,7 +65,7 @@ struct Tokenizer::Matcher {
   };
   std::vector<Node> nodes{Node{}};
   std::array<bool, 256> first{};
-  const std::vector<AddedToken>* tokens = nullptr;
+  std::vector<AddedToken> tokens;  // its own copy: a Tokenizer must stay valid when moved
 
   void add(const std::string& content, int32_t index) {
     if (content.empty()) return;
@@ -114,7 +114,7 @@ struct Tokenizer::Matcher {
         ++i;
         continue;
       }
-      const AddedToken& token = (*tokens)[static_cast<size_t>(best)];
+      const AddedToken& token = tokens[static_cast<size_t>(best)];
       size_t start = i, stop = best_end;
       i = best_end;  // matching resumes after this match even if it is discarded
       if (token.single_word) {
@@ -207,7 +207,7 @@ Tokenizer::Tokenizer(const json& j, const std::string& where, TokenizerSettings 
   }
   raw_matcher_ = std::make_unique<Matcher>();
   normalized_matcher_ = std::make_unique<Matcher>();
-  raw_matcher_->tokens = normalized_matcher_->tokens = &added_;
+  raw_matcher_->tokens = normalized_matcher_->tokens = added_;
   for (size_t i = 0; i < added_.size(); ++i)
     (added_[i].normalized ? normalized_matcher_ : raw_matcher_)->add(added_[i].content, static_cast<int32_t>(i));
 

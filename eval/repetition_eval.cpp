@@ -25,6 +25,7 @@ RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer,
   g.max_new_tokens = config.max_new_tokens;
   g.batch_size = config.batch_size;
   g.pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
+  g.vocab_size = tokenizer.vocab_size();
   if (auto eot = tokenizer.token_to_id(end_of_turn_token(format, tokenizer.settings().eos_token))) g.stop_ids.push_back(*eot);
   if (auto eos = tokenizer.eos_id()) g.stop_ids.push_back(*eos);
   if (g.stop_ids.empty()) fail("repetition: the tokenizer has neither an end-of-turn nor an EOS token to stop at");
@@ -69,7 +70,7 @@ RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer,
                               {"prompts_file", config.prompts.string()},
                               {"seconds", result.seconds}}}};
   if (!report.empty()) {
-    std::filesystem::create_directories(report.parent_path());
+    if (report.has_parent_path()) std::filesystem::create_directories(report.parent_path());
     write_file_atomic(report, summary.dump() + "\n" + cases);
   }
   return result;

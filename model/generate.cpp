@@ -46,6 +46,7 @@ std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::
 
     std::vector<bool> done(static_cast<size_t>(B), false);
     for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+      if (o.vocab_size > 0 && o.vocab_size < logits.size(-1)) logits = logits.narrow(-1, 0, o.vocab_size);
       torch::Tensor next = logits.argmax(-1).to(torch::kCPU);
       auto next_ids = torch::full({B, 1}, o.pad_id, torch::kInt64);
       auto next_real = torch::zeros({B, 1}, torch::kBool);

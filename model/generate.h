@@ -13,6 +13,9 @@ struct GenerationOptions {
   std::vector<int32_t> stop_ids;  // generation of a row ends at the first of these
   int64_t batch_size = 8;         // prompts decoded together (left-padded)
   int32_t pad_id = 0;             // fills padding slots; never attended to
+  // > 0: only ids below this are generated (a vocabulary padded past the tokenizer's tokens, as
+  // deepseek-coder's 32256 rows for 32022 tokens, has rows no text decodes from).
+  int64_t vocab_size = 0;
 };
 
 struct Generation {

@@ -1,14 +1,47 @@
 #!/usr/bin/env bash
-# The main job until the SFT quickstart recipe exists: make a tiny DeepSeek-architecture
-# checkpoint, inspect it, load it with the strict check, and run it on a few token ids.
+# The main job: the DeepSeek LLM chat recipe in miniature, on CPU, in a few minutes.
+# recipes/quickstart/pipeline.yaml makes a tiny deepseek-coder-architecture model, gives it a
+# little plain-text "pretraining", runs stage-1 SFT (general, math, code) and stage-2 SFT (math
+# and code removed) with the repetition ratio measured on held-out prompts, and exports a bf16
+# chat checkpoint. Then this script shows the loss curves, the repetition ratios and a few
+# answers from the chat checkpoint. Everything it reads is in the repository.
+# usage: scripts/quickstart.sh [--fresh]   (--fresh: start over instead of reusing finished stages)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-out=${1:-$DSALIGN_ROOT/runs/quickstart}
 dsalign="$DSALIGN_BUILD/dsalign"
-rm -rf "$out"
-mkdir -p "$out"
-"$dsalign" init tiny-coder "$out/model" --dtype bf16 --seed 0
-"$dsalign" inspect "$out/model" --seq-len 4096 --load --dtype fp32
-"$dsalign" forward --model "$out/model" --ids 32013,2,3,4,5 --out "$out/logits.safetensors"
+out="$DSALIGN_ROOT/runs/quickstart"
+from=()
+if [[ "${1:-}" == "--fresh" ]]; then from=(--from init); fi
+
+"$dsalign" run "$DSALIGN_ROOT/recipes/quickstart/pipeline.yaml" "${from[@]}"
+
 echo
-echo "quickstart: checkpoint in $out/model, logits in $out/logits.safetensors"
+echo "== loss (first -> last logged step) and repetition ratio per stage"
+for stage in pretrain sft_stage1 sft_stage2; do
+  python3 - "$out/$stage/metrics.jsonl" "$stage" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+loss = [r for r in rows if "loss" in r]
+rep = [r for r in rows if "repetition_ratio" in r]
+text = f"{sys.argv[2]:>11}: loss {loss[0]['loss']:.3f} (step {loss[0]['step']}) -> {loss[-1]['loss']:.3f} (step {loss[-1]['step']})"
+if rep:
+    text += "; repetition ratio " + ", ".join(f"{r['repetition_ratio']:.2f} at step {r['step']}" for r in rep)
+print(text)
+PY
+done
+
+echo
+echo "== the chat checkpoint answers (greedy)"
+"$dsalign" generate --model "$out/chat" --max-new-tokens 32 \
+  --prompt "Greet Oscar." --prompt "What colour is a lemon?" --prompt "What is the capital of Norway?"
+
+cat <<EOF
+
+== where everything is
+  runs/quickstart/init/                 the tiny model (random weights) with the deepseek-coder tokenizer
+  runs/quickstart/pretrain/             plain-text pretraining run: config.yaml, metrics.jsonl, checkpoints/, final/
+  runs/quickstart/sft_stage1/           stage-1 SFT run; repetition/step_<N>.jsonl: repetition reports
+  runs/quickstart/sft_stage2/           stage-2 SFT run (math and code filtered out)
+  runs/quickstart/chat/                 the exported chat checkpoint (Hugging Face layout, bf16)
+Try: $dsalign eval repetition --model runs/quickstart/chat --prompts recipes/quickstart/data/heldout_prompts.jsonl
+EOF

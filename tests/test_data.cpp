@@ -51,7 +51,8 @@ TEST(Records, BadRecordsNameFileAndLine) {
   };
   std::vector<Case> cases = {
       {"{\"messages\": [", "malformed JSON"},
-      {"{\"text\": \"hi\"}", "expected 'messages', or 'prompt' and 'response'"},
+      {"{\"txt\": \"hi\"}", "expected 'messages', 'prompt' and 'response', or 'text'"},
+      {"{\"text\": \"\"}", "'text' must be a non-empty string"},
       {R"({"messages": [{"role": "robot", "content": "x"}]})", "unknown role 'robot'"},
       {R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "  "}]})", "empty content"},
       {R"({"messages": [{"role": "user", "content": "x"}]})", "no assistant message"},
@@ -163,6 +164,21 @@ TEST(SftData, DomainsLengthPolicyCacheAndSplit) {
   c.sources[0].path = "missing.jsonl";
   e = error_of([&] { prepare_sft_data(c, tokenizer, ChatFormat::deepseek_llm, tmp.path); });
   EXPECT_NE(e.find("missing.jsonl: data file not found"), std::string::npos) << e;
+}
+
+// {"text"} records: BOS + text + EOS, every token trained, no chat template.
+TEST(SftData, PlainTextRecordsTrainEveryToken) {
+  TempDir tmp;
+  tmp.write("text.jsonl", "{\"text\": \"def add(a, b):\\n    return a + b\", \"domain\": \"code\"}\n");
+  Tokenizer tokenizer = Tokenizer::load(assets() / "deepseek-coder");
+  DataConfig c = config_from("data:\n  sources: [{path: text.jsonl}]\n");
+  SftData data = prepare_sft_data(c, tokenizer, ChatFormat::deepseek_coder, tmp.path);
+  ASSERT_EQ(data.train.size(), 1u);
+  std::vector<int32_t> expected = tokenizer.encode("def add(a, b):\n    return a + b", true);
+  expected.push_back(*tokenizer.eos_id());
+  EXPECT_EQ(data.train[0].ids, expected);
+  EXPECT_EQ(data.train[0].loss_mask, std::vector<uint8_t>(expected.size(), 1));
+  EXPECT_EQ(data.train[0].domain, "code");
 }
 
 TEST(SftData, EpochWeightsAndPacking) {

@@ -4,7 +4,10 @@
 
 #include <cstdlib>
 
+#include "data/chat_template.h"
 #include "model/checkpoint.h"
+#include "model/export.h"
+#include "model/generate.h"
 #include "model/weight_file.h"
 #include "util/files.h"
 
@@ -130,5 +133,52 @@ TEST(Parity, WrittenCheckpointLoadsInTransformers) {
       if (name2 == name) same = torch::equal(t, t2);
     EXPECT_TRUE(same) << name;
   }
+  fs::remove_all(out);
+}
+
+// `dsalign export`'s chat checkpoint, as a user loads it: transformers' logits equal dsalign's,
+// apply_chat_template gives dsalign's prompt ids, and greedy generate gives dsalign's KV-cache
+// response, stopping at the end-of-turn token generation_config.json names.
+TEST(Parity, ExportedChatCheckpointLoadsAndGeneratesInTransformers) {
+  fs::path out = fs::temp_directory_path() / ("dsalign_parity_chat_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  ModelConfig config = *model_preset("tiny-coder");
+  config.initializer_range = 0.2;  // clear argmax margins: greedy paths must not hinge on rounding
+  SaveOptions save;
+  save.dtype = torch::kFloat32;
+  init_checkpoint(config, 7, out / "model", save);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(DSALIGN_SOURCE_DIR) / "assets/tokenizers/deepseek-coder" / f, out / "model" / f);
+  ExportOptions options;  // bf16
+  export_model(out / "model", out / "chat", "deepseek-coder", options);
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    EXPECT_TRUE(fs::exists(out / "chat" / f)) << f;
+
+  CausalLM model = load_model(out / "chat", fp32());
+  Tokenizer tokenizer = Tokenizer::load(out / "chat");
+  ASSERT_EQ(resolve_chat_format("auto", tokenizer), ChatFormat::deepseek_coder);
+  torch::Tensor ids = torch::randint(32000, {2, 12}, torch::kInt64);
+  torch::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = model->forward({ids});
+  }
+  write_safetensors(out / "cases.safetensors", {{"input_ids", ids}, {"logits", logits}});
+
+  const std::string prompt = "Write a function that adds two numbers.";
+  EncodeScratch scratch;
+  std::vector<int32_t> prompt_ids = tokenize_chat(tokenizer, ChatFormat::deepseek_coder, {{"user", prompt}}, true, false, scratch).ids;
+  GenerationOptions g;
+  g.max_new_tokens = 24;
+  g.stop_ids = {*tokenizer.token_to_id("<|EOT|>")};
+  Generation response = generate_greedy(model, {prompt_ids}, g)[0];
+  std::vector<int32_t> response_ids = response.tokens;
+  if (response.terminated) response_ids.push_back(g.stop_ids[0]);
+  nlohmann::json chat = {{"prompt", prompt}, {"prompt_ids", prompt_ids}, {"response_ids", response_ids},
+                         {"max_new_tokens", g.max_new_tokens}};
+  write_file_atomic(out / "chat.json", chat.dump());
+  std::string command = std::string(DSALIGN_PYTHON) + " " + DSALIGN_ORACLES_SRC + "/check_chat_export.py " +
+                        (out / "chat").string() + " " + (out / "cases.safetensors").string() + " " + (out / "chat.json").string();
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
   fs::remove_all(out);
 }

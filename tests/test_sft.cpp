@@ -10,11 +10,15 @@
 #include <thread>
 
 #include "model/checkpoint.h"
+#include "sft/pipeline.h"
 #include "sft/sft_trainer.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "test_util.h"
 
 using namespace dsalign;
+using dsalign::testing::TempDir;
+using dsalign::testing::error_of;
 
 namespace {
 
@@ -191,4 +195,153 @@ TEST(Sft, NonFiniteLossStopsOrSkips) {
     return final_line.empty() ? std::string("{}") : final_line;
   }());
   EXPECT_GT(last.value("skipped_steps", 0), 0);
+}
+
+// The repetition monitor end to end, on the quickstart's recipes and data, shortened: a tiny
+// model given a little plain-text "pretraining" answers (almost) every held-out chat prompt by
+// looping; after a short SFT that teaches it to answer and end its turn, (almost) none loops.
+TEST(Sft, RepetitionRatioFallsAfterTraining) {
+  TempDir tmp;
+  const fs::path quickstart = fs::path(DSALIGN_SOURCE_DIR) / "recipes" / "quickstart";
+  SaveOptions save;
+  save.dtype = torch::kFloat32;
+  init_checkpoint(*model_preset("tiny-coder"), 0, tmp.path / "init", save);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(DSALIGN_SOURCE_DIR) / "assets/tokenizers/deepseek-coder" / f, tmp.path / "init" / f);
+  RecipeFile pretrain = load_recipe(quickstart / "pretrain.yaml",
+                                    {"model.path=" + (tmp.path / "init").string(), "run.output_dir=" + (tmp.path / "pretrain").string(),
+                                     "train.max_steps=30"});
+  run_sft(parse_sft_recipe(pretrain), pretrain);
+  RecipeFile sft = load_recipe(quickstart / "sft_stage1.yaml",
+                               {"model.path=" + (tmp.path / "pretrain" / "final").string(),
+                                "run.output_dir=" + (tmp.path / "sft").string(), "train.max_steps=50",
+                                "monitor.repetition.max_prompts=16", "monitor.repetition.max_new_tokens=32"});
+  SftOutcome outcome = run_sft(parse_sft_recipe(sft), sft);
+
+  std::vector<nlohmann::json> measured;
+  std::istringstream in(read_text_file(tmp.path / "sft" / "metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("repetition_ratio")) measured.push_back(j);
+  }
+  ASSERT_EQ(measured.size(), 2u);
+  EXPECT_EQ(measured[0]["step"].get<int64_t>(), 0);
+  EXPECT_GE(measured[0]["repetition_ratio"].get<double>(), 0.75) << measured[0].dump();
+  EXPECT_LE(measured[1]["repetition_ratio"].get<double>(), 0.25) << measured[1].dump();
+  EXPECT_EQ(measured[1]["repetition_prompts"].get<int64_t>(), 16);
+  EXPECT_DOUBLE_EQ(outcome.repetition_ratio, measured[1]["repetition_ratio"].get<double>());
+
+  // The report: a summary line, then the repetitive cases with their repeating unit.
+  std::istringstream report(read_text_file(measured[0]["repetition_report"].get<std::string>()));
+  std::string line;
+  ASSERT_TRUE(std::getline(report, line));
+  auto summary = nlohmann::json::parse(line)["summary"];
+  EXPECT_EQ(summary["prompts"].get<int64_t>(), 16);
+  EXPECT_EQ(summary["repetitive"], measured[0]["repetition_repetitive"]);
+  ASSERT_TRUE(std::getline(report, line));
+  auto first_case = nlohmann::json::parse(line);
+  EXPECT_FALSE(first_case["unit_tokens"].empty());
+  EXPECT_FALSE(first_case["prompt"].get<std::string>().empty());
+  EXPECT_GE(first_case["repeats"].get<double>(), 3.0);
+}
+
+// --resume names a directory that is not a complete checkpoint: a one-line error, no training.
+TEST(Sft, ResumeFromAnIncompleteCheckpointIsAnError) {
+  SftFixture f;
+  f.run({"train.max_steps=2"});
+  fs::create_directories(f.dir / "run" / "checkpoints" / "step_9");
+  RecipeFile file = load_recipe(f.dir / "recipe.yaml", {});
+  try {
+    run_sft(parse_sft_recipe(file), file, (f.dir / "run" / "checkpoints" / "step_9").string());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a complete dsalign training checkpoint (no state.json)"), std::string::npos)
+        << e.what();
+  }
+  // `latest` skips the incomplete directory and takes step_2.
+  run_sft(parse_sft_recipe(file), file, "latest");
+}
+
+// A disk that fills while a checkpoint is written (here: a file-size limit, so writes fail with
+// EFBIG): the run stops with a one-line error naming the checkpoint, the previous checkpoint
+// stays intact, and no half-written step directory is left behind.
+TEST(Sft, FullDiskWhileCheckpointingKeepsThePreviousCheckpoint) {
+  SftFixture f;
+  const std::string cli = DSALIGN_CLI;
+  const std::string recipe = (f.dir / "recipe.yaml").string();
+  ASSERT_EQ(std::system((cli + " sft " + recipe + " train.max_steps=2 > /dev/null 2>&1").c_str()), 0);
+  fs::path good = f.dir / "run" / "checkpoints" / "step_2";
+  ASSERT_TRUE(fs::exists(good / "state.json"));
+  const std::string before = read_text_file(good / "model.safetensors");
+  // 64 KiB per file: metrics and state fit, the weights do not.
+  std::string command = "sh -c \"trap '' XFSZ; ulimit -f 64; exec " + cli + " sft " + recipe +
+                        " train.max_steps=4 train.checkpoint_every_steps=2 --resume\" > " + (f.dir / "err").string() +
+                        " 2>&1";
+  EXPECT_NE(std::system(command.c_str()), 0);
+  std::string err = read_text_file(f.dir / "err");
+  EXPECT_NE(err.find("checkpoint"), std::string::npos) << err;
+  EXPECT_NE(err.find("step_4"), std::string::npos) << err;
+  EXPECT_EQ(read_text_file(good / "model.safetensors"), before);
+  EXPECT_TRUE(fs::exists(good / "state.json"));
+  EXPECT_FALSE(fs::exists(f.dir / "run" / "checkpoints" / "step_4"));
+  for (const auto& entry : fs::directory_iterator(f.dir / "run" / "checkpoints"))
+    EXPECT_EQ(entry.path().filename().string().rfind("step_", 0), 0u) << "left behind: " << entry.path();
+  // The run resumes from step 2 once there is room again.
+  ASSERT_EQ(std::system((cli + " sft " + recipe + " train.max_steps=4 --resume > /dev/null 2>&1").c_str()), 0);
+  EXPECT_TRUE(fs::exists(f.dir / "run" / "checkpoints" / "step_4" / "state.json"));
+}
+
+// Pipelines: ${stage.output} interpolation and its errors, the shipped pipelines, and a tiny
+// init -> sft -> export run whose rerun skips every finished stage.
+TEST(Pipeline, InterpolatesAndNamesBadStages) {
+  TempDir tmp;
+  tmp.write("s.yaml", "run: {output_dir: x}\nmodel: {path: m}\ndata: {sources: [{path: d.jsonl}]}\ntrain: {}\n");
+  auto parse = [&](const std::string& stages) {
+    return parse_pipeline(load_recipe(tmp.write("p.yaml", "run: {name: p, output_dir: out}\nstages:\n" + stages), {}));
+  };
+  Pipeline p = parse("  - {name: a, init: {preset: tiny, tokenizer: tok}}\n"
+                     "  - {name: b, sft: s.yaml, overrides: {model.path: '${a.output}', train.lr: 0.5}}\n"
+                     "  - {name: c, export: {from: '${b.output}'}}\n");
+  ASSERT_EQ(p.stages.size(), 3u);
+  EXPECT_EQ(p.stages[1].overrides[0], "model.path=" + (tmp.path / "out" / "a").string());
+  EXPECT_EQ(p.stages[1].overrides[1], "train.lr=0.5");
+  EXPECT_EQ(p.stages[2].from, tmp.path / "out" / "b" / "final");
+  auto error = [&](const std::string& stages) { return error_of([&] { parse(stages); }); };
+  EXPECT_NE(error("  - {name: b, sft: s.yaml, overrides: {model.path: '${a.output}'}}\n").find("'${a.output}' names no earlier stage"),
+            std::string::npos);
+  EXPECT_NE(error("  - {name: a, init: {preset: tiny, tokenizer: t}}\n  - {name: a, sft: s.yaml}\n").find("used by an earlier stage"),
+            std::string::npos);
+  EXPECT_NE(error("  - {name: a, sft: s.yaml, export: {from: x}}\n").find("exactly one of init, sft or export"), std::string::npos);
+  EXPECT_NE(error("  - {name: a, sft: s.yaml, overides: {}}\n").find("did you mean 'stages[0].overrides'"), std::string::npos);
+  EXPECT_NE(error("  - {name: a, sft: s.yaml, overrides: {model.path: '${a.outptu}'}}\n").find("must be ${<stage>.output}"),
+            std::string::npos);
+  // The shipped pipelines parse.
+  for (const char* shipped : {"quickstart/pipeline.yaml", "deepseek-llm-7b/chat.yaml"}) {
+    fs::path file = fs::path(DSALIGN_SOURCE_DIR) / "recipes" / shipped;
+    EXPECT_EQ(read_text_file(file).rfind("# dsalign run ", 0), 0u) << shipped;
+    EXPECT_GE(parse_pipeline(load_recipe(file, {})).stages.size(), 3u) << shipped;
+  }
+}
+
+TEST(Pipeline, RunsStagesAndSkipsFinishedOnes) {
+  SftFixture f;
+  std::ofstream(f.dir / "pipeline.yaml") << "run: {name: tiny, output_dir: pipe}\nstages:\n"
+      "  - {name: base, init: {preset: tiny-coder, tokenizer: " << (fs::path(DSALIGN_SOURCE_DIR) / "assets/tokenizers/deepseek-coder").string() << "}}\n"
+      "  - {name: sft, sft: recipe.yaml, overrides: {model.path: '${base.output}', train.max_steps: 2}}\n"
+      "  - {name: chat, export: {from: '${sft.output}', dtype: bf16}}\n";
+  Pipeline p = parse_pipeline(load_recipe(f.dir / "pipeline.yaml", {}));
+  fs::path result = run_pipeline(p, {});
+  EXPECT_EQ(result, f.dir / "pipe" / "chat");
+  EXPECT_TRUE(fs::exists(result / "model.safetensors"));
+  auto recorded = load_recipe(f.dir / "pipe" / "sft" / "config.yaml", {});
+  EXPECT_EQ(recorded.root["model"]["path"].as<std::string>(), (f.dir / "pipe" / "base").string());
+  auto stamp = fs::last_write_time(f.dir / "pipe" / "sft" / "final" / "model.safetensors");
+  run_pipeline(p, {});  // everything is done: nothing reruns
+  EXPECT_EQ(fs::last_write_time(f.dir / "pipe" / "sft" / "final" / "model.safetensors"), stamp);
+  PipelineOptions from_sft;
+  from_sft.from_stage = "sft";
+  run_pipeline(p, from_sft);
+  EXPECT_NE(fs::last_write_time(f.dir / "pipe" / "sft" / "final" / "model.safetensors"), stamp);
+  EXPECT_NE(error_of([&] { from_sft.from_stage = "nope"; run_pipeline(p, from_sft); }).find("--from nope: no such stage"),
+            std::string::npos);
 }

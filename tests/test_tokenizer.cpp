@@ -99,6 +99,17 @@ void expect_llama_cpp_vectors(const std::string& name) {
 
 }  // namespace
 
+// A moved tokenizer still encodes added tokens (it once kept a pointer into its old self).
+TEST(Tokenizer, StaysValidWhenMoved) {
+  Tokenizer original = Tokenizer::load(fs::path(DSALIGN_SOURCE_DIR) / "assets/tokenizers/deepseek-coder");
+  std::vector<int32_t> expected = original.encode("<|EOT|>hello world", false);
+  std::vector<Tokenizer> holder;
+  holder.push_back(std::move(original));
+  Tokenizer moved = std::move(holder.back());
+  holder.clear();
+  EXPECT_EQ(moved.encode("<|EOT|>hello world", false), expected);
+}
+
 TEST(Tokenizer, LlamaCppVectorsDeepSeekLlm) { expect_llama_cpp_vectors("deepseek-llm"); }
 TEST(Tokenizer, LlamaCppVectorsDeepSeekCoder) { expect_llama_cpp_vectors("deepseek-coder"); }
 

@@ -1,0 +1,192 @@
+#include "sft/pipeline.h"
+
+#include <iostream>
+
+#include "model/checkpoint.h"
+#include "model/export.h"
+#include "sft/sft_trainer.h"
+#include "train/training_checkpoint.h"
+#include "util/error.h"
+#include "util/yaml_reader.h"
+
+namespace dsalign {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Replaces every ${stage.output} in `text`; `known` holds the stages before this one.
+std::string interpolate(const std::string& text, const std::map<std::string, fs::path>& known, const std::string& where) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t open = text.find("${", i);
+    if (open == std::string::npos) {
+      out += text.substr(i);
+      break;
+    }
+    size_t close = text.find('}', open);
+    if (close == std::string::npos) fail(where, ": unclosed '${' in '", text, "'");
+    out += text.substr(i, open - i);
+    std::string ref = text.substr(open + 2, close - open - 2);
+    const std::string suffix = ".output";
+    if (ref.size() <= suffix.size() || ref.compare(ref.size() - suffix.size(), suffix.size(), suffix) != 0)
+      fail(where, ": '${", ref, "}' must be ${<stage>.output}");
+    std::string stage = ref.substr(0, ref.size() - suffix.size());
+    auto it = known.find(stage);
+    if (it == known.end()) {
+      std::string names;
+      for (const auto& [n, p] : known) names += (names.empty() ? "" : ", ") + n;
+      fail(where, ": '${", ref, "}' names no earlier stage (earlier stages: ", names.empty() ? "none" : names, ")");
+    }
+    out += it->second.string();
+    i = close + 1;
+  }
+  return out;
+}
+
+std::string scalar_text(const YAML::Node& node) {
+  if (node.IsScalar()) return node.Scalar();
+  YAML::Emitter e;
+  e << YAML::Flow << node;
+  return e.c_str();
+}
+
+bool stage_done(const PipelineStage& s) {
+  switch (s.kind) {
+    case PipelineStage::Kind::init: return fs::exists(s.output / "config.json");
+    case PipelineStage::Kind::sft: return fs::exists(s.output / "final" / "config.json");
+    case PipelineStage::Kind::export_: return fs::exists(s.output / "config.json");
+  }
+  return false;
+}
+
+fs::path stage_result(const PipelineStage& s) {
+  return s.kind == PipelineStage::Kind::sft ? s.output / "final" : s.output;
+}
+
+}  // namespace
+
+Pipeline parse_pipeline(const RecipeFile& file) {
+  const std::string path = file.path.string();
+  const fs::path base = file.path.parent_path();
+  auto resolve = [&](const std::string& p) {
+    fs::path q(p);
+    return q.is_relative() ? fs::absolute(base / q).lexically_normal() : q;
+  };
+  YamlReader root(file.root, "", path);
+  Pipeline p;
+  YamlReader run = root.child("run");
+  p.name = run.string("name", std::string("pipeline"));
+  p.output_dir = resolve(run.string("output_dir", std::nullopt));
+  run.finish();
+  std::map<std::string, fs::path> outputs;
+  std::vector<YamlReader> stages = root.children("stages");
+  if (stages.empty()) root.error("stages", "needs at least one stage");
+  for (YamlReader& s : stages) {
+    PipelineStage stage;
+    stage.name = s.string("name", std::nullopt);
+    if (stage.name.empty() || stage.name.find_first_of("/.${} ") != std::string::npos)
+      s.error("name", "'", stage.name, "' must be a non-empty name without '/', '.', '$', braces or spaces");
+    if (outputs.count(stage.name)) s.error("name", "'", stage.name, "' is used by an earlier stage");
+    stage.output = p.output_dir / stage.name;
+    const int kinds = s.has("init") + s.has("sft") + s.has("export");
+    if (kinds != 1) s.error("init", "a stage has exactly one of init, sft or export (this one has ", kinds, ")");
+    auto text = [&](YamlReader& r, const std::string& key, const std::optional<std::string>& fallback) {
+      return interpolate(r.string(key, fallback), outputs, path + ": " + r.key_path(key));
+    };
+    if (s.has("init")) {
+      stage.kind = PipelineStage::Kind::init;
+      YamlReader init = s.child("init");
+      stage.preset = init.string("preset", std::nullopt);
+      if (!model_preset(stage.preset)) init.error("preset", "'", stage.preset, "' is not a preset");
+      stage.tokenizer = resolve(text(init, "tokenizer", std::nullopt));
+      stage.seed = init.integer("seed", 0);
+      stage.dtype = init.choice("dtype", {"fp32", "bf16"}, "fp32");
+      init.finish();
+    } else if (s.has("sft")) {
+      stage.kind = PipelineStage::Kind::sft;
+      stage.recipe = resolve(s.string("sft", std::nullopt));
+      if (!fs::exists(stage.recipe)) s.error("sft", stage.recipe.string(), ": no such recipe");
+    } else {
+      stage.kind = PipelineStage::Kind::export_;
+      YamlReader e = s.child("export");
+      stage.from = resolve(text(e, "from", std::nullopt));
+      stage.export_dtype = e.choice("dtype", {"bf16", "fp32", "fp16"}, "bf16");
+      e.finish();
+    }
+    if (s.has("overrides")) {
+      if (stage.kind != PipelineStage::Kind::sft) s.error("overrides", "only sft stages take overrides");
+      YAML::Node overrides = file.root["stages"][static_cast<size_t>(&s - stages.data())]["overrides"];
+      if (!overrides.IsMap()) s.error("overrides", "expected a mapping of key.path: value");
+      for (const auto& kv : overrides) {
+        const std::string key = kv.first.as<std::string>();
+        stage.overrides.push_back(key + "=" + interpolate(scalar_text(kv.second), outputs, path + ": " + s.key_path("overrides." + key)));
+      }
+    }
+    // Every key a stage may have is known to finish(), for its "did you mean".
+    for (const char* key : {"init", "export", "overrides"}) s.child(key);
+    if (!s.has("sft")) s.child("sft");
+    s.finish();
+    outputs[stage.name] = stage_result(stage);
+    p.stages.push_back(std::move(stage));
+  }
+  root.finish();
+  return p;
+}
+
+fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options) {
+  if (options.from_stage) {
+    bool found = false;
+    for (const auto& s : p.stages) found |= s.name == *options.from_stage;
+    if (!found) fail("--from ", *options.from_stage, ": no such stage");
+  }
+  fs::create_directories(p.output_dir);
+  bool rerun = false;
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const PipelineStage& s = p.stages[i];
+    rerun |= options.from_stage && s.name == *options.from_stage;
+    std::cerr << "== " << p.name << ": stage " << i + 1 << "/" << p.stages.size() << " '" << s.name << "' -> "
+              << s.output.string() << "\n";
+    if (!rerun && stage_done(s)) {
+      std::cerr << "   done already, skipping (rerun with --from " << s.name << ")\n";
+      continue;
+    }
+    switch (s.kind) {
+      case PipelineStage::Kind::init: {
+        for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+          if (!fs::exists(s.tokenizer / f)) fail("stage ", s.name, ": ", s.tokenizer.string(), " has no ", f);
+        SaveOptions save;
+        save.dtype = parse_dtype(s.dtype);
+        save.overwrite = true;
+        init_checkpoint(*model_preset(s.preset), static_cast<uint64_t>(s.seed), s.output, save);
+        for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+          if (fs::exists(s.tokenizer / f)) fs::copy_file(s.tokenizer / f, s.output / f, fs::copy_options::overwrite_existing);
+        break;
+      }
+      case PipelineStage::Kind::sft: {
+        std::vector<std::string> overrides = s.overrides;
+        overrides.push_back("run.output_dir=" + s.output.string());
+        std::string resume;
+        if (rerun) overrides.push_back("run.overwrite=true");
+        else if (!newest_training_checkpoint(s.output).empty()) resume = "latest";
+        else if (fs::exists(s.output / "config.yaml")) overrides.push_back("run.overwrite=true");  // died before a checkpoint
+        RecipeFile recipe = load_recipe(s.recipe, overrides);
+        SftOutcome outcome = run_sft(parse_sft_recipe(recipe), recipe, resume);
+        std::cerr << "   " << s.name << ": " << outcome.steps << " steps, last loss " << outcome.last_loss;
+        if (outcome.repetition_ratio >= 0) std::cerr << ", repetition ratio " << outcome.repetition_ratio;
+        std::cerr << "\n";
+        break;
+      }
+      case PipelineStage::Kind::export_: {
+        ExportOptions o;
+        o.dtype = parse_dtype(s.export_dtype);
+        o.overwrite = true;
+        export_model(s.from, s.output, "auto", o);
+        break;
+      }
+    }
+  }
+  return stage_result(p.stages.back());
+}
+
+}  // namespace dsalign

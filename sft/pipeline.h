@@ -1,0 +1,61 @@
+// `dsalign run <pipeline.yaml>`: stages in order, each stage's output the next one's input.
+//
+//   run: {name, output_dir}          # stage outputs go to <output_dir>/<stage name>
+//   stages:
+//     - name: base                   # init: a randomly initialised model with a tokenizer
+//       init: {preset: tiny-coder, tokenizer: <dir>, seed: 0, dtype: fp32}
+//     - name: stage1                 # sft: a recipe, plus overrides applied to it
+//       sft: sft_stage1.yaml
+//       overrides: {model.path: "${base.output}", train.lr: 1e-5}
+//     - name: chat                   # export: a chat checkpoint
+//       export: {from: "${stage1.output}", dtype: bf16}
+//
+// "${name.output}" in any string value names an earlier stage's output: an init's model
+// directory, an sft run's final/, an export's directory. A stage whose output is complete is
+// skipped; an sft stage that has checkpoints but no final/ resumes from its newest one.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "train/recipe_file.h"
+
+namespace dsalign {
+
+struct PipelineStage {
+  enum class Kind { init, sft, export_ } kind = Kind::sft;
+  std::string name;
+  std::filesystem::path output;  // <run.output_dir>/<name>
+  // init
+  std::string preset;
+  std::filesystem::path tokenizer;
+  int64_t seed = 0;
+  std::string dtype = "fp32";
+  // sft
+  std::filesystem::path recipe;
+  std::vector<std::string> overrides;  // "a.b=value", interpolated
+  // export
+  std::filesystem::path from;
+  std::string export_dtype = "bf16";
+};
+
+struct Pipeline {
+  std::string name;
+  std::filesystem::path output_dir;
+  std::vector<PipelineStage> stages;
+};
+
+// Parses and interpolates; errors name the file and key (an unknown stage in ${...}, a stage
+// that names a later one, a duplicate name, a stage with not exactly one of init/sft/export).
+Pipeline parse_pipeline(const RecipeFile& file);
+
+struct PipelineOptions {
+  std::optional<std::string> from_stage;  // rerun this stage and all after it from scratch
+};
+
+// Runs the stages in order; returns the last stage's output.
+std::filesystem::path run_pipeline(const Pipeline& pipeline, const PipelineOptions& options);
+
+}  // namespace dsalign
