@@ -344,4 +344,18 @@ TEST(Pipeline, RunsStagesAndSkipsFinishedOnes) {
   EXPECT_NE(fs::last_write_time(f.dir / "pipe" / "sft" / "final" / "model.safetensors"), stamp);
   EXPECT_NE(error_of([&] { from_sft.from_stage = "nope"; run_pipeline(p, from_sft); }).find("--from nope: no such stage"),
             std::string::npos);
+
+  // `dsalign export <run>`: the run's newest checkpoint (fp32 master weights) -> a chat checkpoint.
+  fs::path out = f.dir / "exported";
+  ASSERT_EQ(std::system((std::string(DSALIGN_CLI) + " export " + (f.dir / "pipe" / "sft").string() + " " + out.string() +
+                         " --dtype fp32 > /dev/null 2>&1").c_str()), 0);
+  auto tokenizer_config = nlohmann::json::parse(read_text_file(out / "tokenizer_config.json"));
+  EXPECT_EQ(recognise_chat_template(tokenizer_config["chat_template"].get<std::string>()), ChatFormat::deepseek_coder);
+  EXPECT_EQ(nlohmann::json::parse(read_text_file(out / "generation_config.json"))["eos_token_id"].get<int>(), 32021);
+  CausalLM exported = load_model(out, DecoderOptions{});
+  CausalLM checkpoint = load_model(f.dir / "pipe" / "sft" / "checkpoints" / "step_2", DecoderOptions{});
+  EXPECT_TRUE(torch::equal(exported->lm_head_weight(), checkpoint->lm_head_weight()));
+  // An existing directory is refused without --overwrite.
+  EXPECT_NE(std::system((std::string(DSALIGN_CLI) + " export " + (f.dir / "pipe" / "sft").string() + " " + out.string() +
+                         " > /dev/null 2>&1").c_str()), 0);
 }
