@@ -173,6 +173,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     fs::remove(out / "metrics.jsonl");
     fs::remove_all(out / "final");
     fs::remove_all(out / "checkpoints");
+    fs::remove_all(out / "repetition");
   }
   fs::create_directories(out);
   write_file_atomic(out / "config.yaml", resolved_recipe_yaml(r, file));
