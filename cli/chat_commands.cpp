@@ -91,16 +91,8 @@ int generate_command(const Args& args) {
              options, positional, vm))
     return 0;
   ChatModel m = load_chat_model(model_dir, device, dtype, chat_template);
-  EncodeScratch scratch;
-  std::vector<std::vector<int32_t>> ids;
-  for (const auto& p : prompts) ids.push_back(tokenize_chat(m.tokenizer, m.format, {{"user", p}}, true, false, scratch).ids);
-  GenerationOptions g;
-  g.max_new_tokens = max_new_tokens;
-  g.pad_id = m.tokenizer.pad_id().value_or(m.tokenizer.eos_id().value_or(0));
-  g.vocab_size = m.tokenizer.vocab_size();
-  if (auto eot = m.tokenizer.token_to_id(end_of_turn_token(m.format, m.tokenizer.settings().eos_token))) g.stop_ids.push_back(*eot);
-  if (auto eos = m.tokenizer.eos_id()) g.stop_ids.push_back(*eos);
-  std::vector<Generation> out = generate_greedy(m.model, ids, g);
+  GenerationOptions g = chat_generation_options(m.tokenizer, m.format, max_new_tokens, GenerationOptions{}.batch_size);
+  std::vector<Generation> out = generate_greedy(m.model, chat_prompt_ids(m.tokenizer, m.format, prompts), g);
   for (size_t i = 0; i < prompts.size(); ++i)
     std::cout << "### prompt: " << prompts[i] << "\n" << m.tokenizer.decode(out[i].tokens, true)
               << (out[i].terminated ? "" : " [... max-new-tokens reached]") << "\n";

@@ -16,19 +16,10 @@ RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer,
                                     const std::filesystem::path& report, const std::string& label) {
   validate(config, "repetition");
   const auto start = std::chrono::steady_clock::now();
-  EncodeScratch scratch;
-  std::vector<std::vector<int32_t>> prompt_ids;
-  for (const EvalPrompt& p : prompts)
-    prompt_ids.push_back(tokenize_chat(tokenizer, format, {{"user", p.prompt}}, true, false, scratch).ids);
-
-  GenerationOptions g;
-  g.max_new_tokens = config.max_new_tokens;
-  g.batch_size = config.batch_size;
-  g.pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
-  g.vocab_size = tokenizer.vocab_size();
-  if (auto eot = tokenizer.token_to_id(end_of_turn_token(format, tokenizer.settings().eos_token))) g.stop_ids.push_back(*eot);
-  if (auto eos = tokenizer.eos_id()) g.stop_ids.push_back(*eos);
-  if (g.stop_ids.empty()) fail("repetition: the tokenizer has neither an end-of-turn nor an EOS token to stop at");
+  std::vector<std::string> messages;
+  for (const EvalPrompt& p : prompts) messages.push_back(p.prompt);
+  std::vector<std::vector<int32_t>> prompt_ids = chat_prompt_ids(tokenizer, format, messages);
+  GenerationOptions g = chat_generation_options(tokenizer, format, config.max_new_tokens, config.batch_size);
 
   Progress progress("repetition " + label, static_cast<int64_t>(prompts.size()), "prompts");
   std::vector<Generation> responses =

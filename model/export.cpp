@@ -73,12 +73,11 @@ fs::path export_model(const fs::path& source, const fs::path& out, const std::st
   }
   Tokenizer tokenizer = Tokenizer::load(dir);
   ChatFormat format = resolve_chat_format(format_name, tokenizer);
-  ModelConfig config = load_model_config(dir);
   // Streamed through the model on the CPU in its stored precision, then converted on write.
   DecoderOptions o;
   o.param_dtype = options.dtype;
   CausalLM model = load_model(dir, o);
-  export_chat_checkpoint(config, checkpoint_tensors(model), dir, format, out, options);
+  export_chat_checkpoint(model->config, checkpoint_tensors(model), dir, format, out, options);
   return dir;
 }
 

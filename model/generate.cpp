@@ -7,6 +7,28 @@
 
 namespace dsalign {
 
+std::vector<std::vector<int32_t>> chat_prompt_ids(const Tokenizer& tokenizer, ChatFormat format,
+                                                  const std::vector<std::string>& user_messages) {
+  EncodeScratch scratch;
+  std::vector<std::vector<int32_t>> ids;
+  for (const auto& m : user_messages) ids.push_back(tokenize_chat(tokenizer, format, {{"user", m}}, true, false, scratch).ids);
+  return ids;
+}
+
+GenerationOptions chat_generation_options(const Tokenizer& tokenizer, ChatFormat format, int64_t max_new_tokens,
+                                          int64_t batch_size) {
+  GenerationOptions g;
+  g.max_new_tokens = max_new_tokens;
+  g.batch_size = batch_size;
+  g.pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
+  g.vocab_size = tokenizer.vocab_size();
+  if (auto eot = tokenizer.token_to_id(end_of_turn_token(format, tokenizer.settings().eos_token))) g.stop_ids.push_back(*eot);
+  if (auto eos = tokenizer.eos_id(); eos && std::find(g.stop_ids.begin(), g.stop_ids.end(), *eos) == g.stop_ids.end())
+    g.stop_ids.push_back(*eos);
+  if (g.stop_ids.empty()) fail("generation: the tokenizer has neither an end-of-turn nor an EOS token to stop at");
+  return g;
+}
+
 std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::vector<int32_t>>& prompts,
                                         const GenerationOptions& o, const std::function<void(size_t, size_t)>& on_batch) {
   if (o.max_new_tokens < 1) fail("generation: max_new_tokens must be at least 1, got ", o.max_new_tokens);

@@ -4,6 +4,7 @@
 #include <functional>
 #include <vector>
 
+#include "data/chat_template.h"
 #include "model/decoder.h"
 
 namespace dsalign {
@@ -22,6 +23,14 @@ struct Generation {
   std::vector<int32_t> tokens;  // the response, without the stop token
   bool terminated = false;      // ended with a stop token rather than at max_new_tokens
 };
+
+// Chat answers: each prompt rendered as one user turn with the generation prompt, and options that
+// stop at the format's end-of-turn token (and EOS), pad with the tokenizer's pad (or EOS) and
+// generate only the tokenizer's ids. Error when there is nothing to stop at.
+std::vector<std::vector<int32_t>> chat_prompt_ids(const Tokenizer& tokenizer, ChatFormat format,
+                                                  const std::vector<std::string>& user_messages);
+GenerationOptions chat_generation_options(const Tokenizer& tokenizer, ChatFormat format, int64_t max_new_tokens,
+                                          int64_t batch_size);
 
 // One greedy response per prompt, in the prompts' order. Prompts are batched by length to keep
 // padding small; `on_batch(done, total)` reports progress after each batch.

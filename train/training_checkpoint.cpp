@@ -17,18 +17,22 @@ torch::Tensor host_copy(const torch::Tensor& t) {
   return t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous();
 }
 
-void remove_old_checkpoints(const fs::path& root, int64_t keep_last) {
-  std::vector<std::pair<int64_t, fs::path>> complete;
+// checkpoints/step_<N> directories that are complete (state.json present), oldest first.
+std::vector<fs::path> complete_checkpoints(const fs::path& root) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  if (!fs::is_directory(root)) return {};
   for (const auto& entry : fs::directory_iterator(root)) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_directory() || name.rfind("step_", 0) != 0 || !fs::exists(entry.path() / "state.json")) continue;
     try {
-      complete.emplace_back(std::stoll(name.substr(5)), entry.path());
+      found.emplace_back(std::stoll(name.substr(5)), entry.path());
     } catch (const std::exception&) {
     }
   }
-  std::sort(complete.begin(), complete.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i].second);
+  std::sort(found.begin(), found.end());
+  std::vector<fs::path> out;
+  for (auto& [step, path] : found) out.push_back(std::move(path));
+  return out;
 }
 
 }  // namespace
@@ -74,7 +78,8 @@ void write_training_checkpoint(const CheckpointSnapshot& s) {
   } catch (const std::exception& e) {
     fail("checkpoint ", where, ": ", first_line(e));
   }
-  remove_old_checkpoints(s.dir.parent_path(), s.keep_last);
+  std::vector<fs::path> complete = complete_checkpoints(s.dir.parent_path());
+  for (size_t i = 0; i + static_cast<size_t>(s.keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
 }
 
 nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, torch::optim::AdamW& optimizer) {
@@ -119,19 +124,8 @@ nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, to
 }
 
 fs::path newest_training_checkpoint(const fs::path& run_dir) {
-  fs::path best;
-  int64_t best_step = -1;
-  if (!fs::is_directory(run_dir / "checkpoints")) return best;
-  for (const auto& entry : fs::directory_iterator(run_dir / "checkpoints")) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("step_", 0) != 0 || !fs::exists(entry.path() / "state.json")) continue;
-    try {
-      int64_t n = std::stoll(name.substr(5));
-      if (n > best_step) best_step = n, best = entry.path();
-    } catch (const std::exception&) {
-    }
-  }
-  return best;
+  std::vector<fs::path> complete = complete_checkpoints(run_dir / "checkpoints");
+  return complete.empty() ? fs::path() : complete.back();
 }
 
 CheckpointWriter::~CheckpointWriter() {
