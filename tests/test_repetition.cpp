@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "eval/repetition.h"
+#include "test_util.h"
 
 using namespace dsalign;
 
@@ -56,4 +57,34 @@ TEST(Repetition, AlmostPeriodicAndShortTailsAreNot) {
   RepetitionRule rule;
   rule.max_unit = 16;
   EXPECT_FALSE(find_repetition(repeat({}, distinct(20), 5), false, rule));
+}
+
+// The prompts file and the monitor section: bad input names the file:line or key.
+TEST(RepetitionEval, BadPromptsAndSettingsNameTheProblem) {
+  dsalign::testing::TempDir tmp;
+  auto error = [&](const std::string& text) {
+    std::filesystem::path file = tmp.write("p.jsonl", text);
+    return dsalign::testing::error_of([&] { read_eval_prompts(file, 0); });
+  };
+  EXPECT_NE(error("{\"prompt\": \"a\"}\n{\"prompt\": \n").find("p.jsonl:2: not valid JSON"), std::string::npos);
+  EXPECT_NE(error("{\"question\": \"a\"}\n").find("p.jsonl:1: expected an object with a non-empty \"prompt\" string"),
+            std::string::npos);
+  EXPECT_NE(error("\n\n").find("p.jsonl: no prompts"), std::string::npos);
+  EXPECT_NE(dsalign::testing::error_of([&] { read_eval_prompts(tmp.path / "missing.jsonl", 0); }).find("cannot open"),
+            std::string::npos);
+  auto prompts = read_eval_prompts(tmp.write("ok.jsonl", "{\"id\": \"x\", \"prompt\": \"a\"}\n{\"prompt\": \"b\"}\n{\"prompt\": \"c\"}\n"), 2);
+  ASSERT_EQ(prompts.size(), 2u);
+  EXPECT_EQ(prompts[0].id, "x");
+  EXPECT_EQ(prompts[1].id, "2");
+
+  YAML::Node node = YAML::Load("{prompts: p.jsonl, max_new_tokens: 0}");
+  YamlReader reader(node, "monitor.repetition", "r.yaml");
+  EXPECT_NE(dsalign::testing::error_of([&] { parse_repetition_eval_config(reader, tmp.path); })
+                .find("r.yaml: monitor.repetition.max_new_tokens: must be at least 1, got 0"),
+            std::string::npos);
+  YAML::Node typo = YAML::Load("{prompts: p.jsonl, max_new_token: 5}");
+  YamlReader typo_reader(typo, "monitor.repetition", "r.yaml");
+  EXPECT_NE(dsalign::testing::error_of([&] { parse_repetition_eval_config(typo_reader, tmp.path); })
+                .find("did you mean 'monitor.repetition.max_new_tokens'"),
+            std::string::npos);
 }

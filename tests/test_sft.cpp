@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "model/checkpoint.h"
+#include "model/export.h"
 #include "sft/pipeline.h"
 #include "sft/sft_trainer.h"
 #include "util/error.h"
@@ -250,7 +251,7 @@ TEST(Sft, ResumeFromAnIncompleteCheckpointIsAnError) {
   SftFixture f;
   f.run({"train.max_steps=2"});
   fs::create_directories(f.dir / "run" / "checkpoints" / "step_9");
-  RecipeFile file = load_recipe(f.dir / "recipe.yaml", {});
+  RecipeFile file = load_recipe(f.dir / "recipe.yaml", {"train.max_steps=2"});  // resuming trains nothing more
   try {
     run_sft(parse_sft_recipe(file), file, (f.dir / "run" / "checkpoints" / "step_9").string());
     ADD_FAILURE() << "no error";
@@ -358,4 +359,20 @@ TEST(Pipeline, RunsStagesAndSkipsFinishedOnes) {
   // An existing directory is refused without --overwrite.
   EXPECT_NE(std::system((std::string(DSALIGN_CLI) + " export " + (f.dir / "pipe" / "sft").string() + " " + out.string() +
                          " > /dev/null 2>&1").c_str()), 0);
+}
+
+// `dsalign export` bad input: a missing source, a run with nothing to export, a bad size.
+TEST(Export, BadInputIsAOneLineError) {
+  TempDir tmp;
+  ExportOptions o;
+  EXPECT_NE(error_of([&] { export_model(tmp.path / "nope", tmp.path / "out", "auto", o); }).find("nope: no such directory"),
+            std::string::npos);
+  tmp.write("config.yaml", "run: {}\n");
+  EXPECT_NE(error_of([&] { export_model(tmp.path, tmp.path / "out", "auto", o); })
+                .find("a run directory with no complete checkpoint and no final/ to export"),
+            std::string::npos);
+  EXPECT_EQ(parse_byte_size("5GB"), 5000000000);
+  EXPECT_EQ(parse_byte_size("2GiB"), int64_t{2} << 30);
+  EXPECT_NE(error_of([&] { parse_byte_size("5 parsecs"); }).find("is not a size"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_byte_size("-1MB"); }).find("is not a size"), std::string::npos);
 }
