@@ -12,6 +12,7 @@ int inspect_command(const Args& args);
 int forward_command(const Args& args);
 int tokenize_command(const Args& args);
 int sft_command(const Args& args);
+int dpo_command(const Args& args);
 int run_command(const Args& args);
 int eval_command(const Args& args);
 int generate_command(const Args& args);

@@ -18,7 +18,8 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"sft", dsalign::cli::sft_command, "supervised fine-tuning from a recipe"},
-    {"run", dsalign::cli::run_command, "a pipeline: stages (init, sft, export) in order, each feeding the next"},
+    {"dpo", dsalign::cli::dpo_command, "Direct Preference Optimization (and IPO, hinge, RPO, SimPO) from a recipe"},
+    {"run", dsalign::cli::run_command, "a pipeline: stages (init, sft, dpo, export) in order, each feeding the next"},
     {"eval", dsalign::cli::eval_command, "eval repetition: the repetition ratio of a chat model on held-out prompts"},
     {"generate", dsalign::cli::generate_command, "greedy chat responses to prompts"},
     {"export", dsalign::cli::export_command, "a run or checkpoint -> a Hugging Face chat checkpoint"},

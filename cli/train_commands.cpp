@@ -1,38 +1,75 @@
-// sft: the training subcommands.
+// sft, dpo, run: the training subcommands.
 #include <iostream>
 
 #include "cli/args.h"
 #include "sft/pipeline.h"
+#include "dpo/dpo_trainer.h"
 #include "sft/sft_trainer.h"
 #include "util/error.h"
 
 namespace dsalign::cli {
 
-int sft_command(const Args& args) {
-  po::options_description options("options");
-  std::string recipe_path;
+namespace {
+
+// A training command's arguments: the recipe, overrides, --resume.
+struct TrainArgs {
+  std::string recipe, resume;
   std::vector<std::string> overrides;
-  std::string resume;
+};
+
+// false after --help.
+bool parse_train_args(const Args& args, const std::string& usage, TrainArgs& out) {
+  po::options_description options("options");
   options.add_options()
-      ("resume", po::value(&resume)->implicit_value("latest"), "continue from the newest checkpoint, or from a given checkpoint directory")
-      ("recipe", po::value(&recipe_path)->required(), "recipe.yaml")
-      ("override", po::value(&overrides)->multitoken(), "key.path=value (also accepted positionally after the recipe)");
+      ("resume", po::value(&out.resume)->implicit_value("latest"), "continue from the newest checkpoint, or from a given checkpoint directory")
+      ("recipe", po::value(&out.recipe)->required(), "recipe.yaml")
+      ("override", po::value(&out.overrides)->multitoken(), "key.path=value (also accepted positionally after the recipe)");
   po::positional_options_description positional;
   positional.add("recipe", 1).add("override", -1);
   po::variables_map vm;
-  if (!parse(args, "dsalign sft <recipe.yaml> [a.b.c=value ...] [--resume [latest|<checkpoint dir>]]\n\n"
-                   "Supervised fine-tuning from a recipe (sections run, model, data, train). Writes\n"
-                   "<output_dir>/config.yaml (resolved), metrics.jsonl, and final/ (a Hugging Face checkpoint\n"
-                   "with the tokenizer and chat template; generation_config.json's EOS is the end-of-turn token).",
-             options, positional, vm))
+  return parse(args, usage, options, positional, vm);
+}
+
+}  // namespace
+
+int sft_command(const Args& args) {
+  TrainArgs a;
+  if (!parse_train_args(args, "dsalign sft <recipe.yaml> [a.b.c=value ...] [--resume [latest|<checkpoint dir>]]\n\n"
+                              "Supervised fine-tuning from a recipe (sections run, model, data, train, monitor). Writes\n"
+                              "<output_dir>/config.yaml (resolved), metrics.jsonl, checkpoints/, and final/ (a Hugging Face\n"
+                              "checkpoint with the tokenizer and chat template; generation_config.json's EOS is the\n"
+                              "end-of-turn token).",
+                        a))
     return 0;
-  RecipeFile recipe = load_recipe(recipe_path, overrides);
+  RecipeFile recipe = load_recipe(a.recipe, a.overrides);
   SftRecipe sft = parse_sft_recipe(recipe);
-  SftOutcome outcome = run_sft(sft, recipe, resume);
+  SftOutcome outcome = run_sft(sft, recipe, a.resume);
   std::cout << "sft: " << outcome.steps << " steps, last loss " << outcome.last_loss;
   if (outcome.validation_loss >= 0) std::cout << ", validation loss " << outcome.validation_loss;
   if (outcome.repetition_ratio >= 0) std::cout << ", repetition ratio " << outcome.repetition_ratio;
   std::cout << "\nrun directory: " << sft.run.output_dir.string() << " (config.yaml, metrics.jsonl)\nchat checkpoint: "
+            << outcome.final_dir.string() << "\n";
+  return 0;
+}
+
+int dpo_command(const Args& args) {
+  TrainArgs a;
+  if (!parse_train_args(args, "dsalign dpo <recipe.yaml> [a.b.c=value ...] [--resume [latest|<checkpoint dir>]]\n\n"
+                              "Preference optimization against a frozen reference, from a recipe (sections run, model,\n"
+                              "data, train, dpo). model.path is the policy's start: a Hugging Face directory or a finished\n"
+                              "run (its final/). data: JSONL of {prompt, chosen, rejected}. dpo.loss: sigmoid (DPO),\n"
+                              "robust, ipo, hinge, rpo or simpo; dpo.reference.mode: live or precomputed. Writes\n"
+                              "<output_dir>/config.yaml, metrics.jsonl (loss, rewards/*, logps/*, val_* on held-out pairs),\n"
+                              "checkpoints/ and final/ (a Hugging Face chat checkpoint).",
+                        a))
+    return 0;
+  RecipeFile recipe = load_recipe(a.recipe, a.overrides);
+  DpoRecipe dpo = parse_dpo_recipe(recipe);
+  DpoOutcome outcome = run_dpo(dpo, recipe, a.resume);
+  std::cout << "dpo: " << outcome.steps << " steps, last loss " << outcome.last_loss << ", reward accuracy "
+            << outcome.first_accuracy << " (first step) -> " << outcome.last_accuracy << " (last step)";
+  if (outcome.validation_accuracy >= 0) std::cout << ", validation reward accuracy " << outcome.validation_accuracy;
+  std::cout << "\nrun directory: " << dpo.run.output_dir.string() << " (config.yaml, metrics.jsonl)\nchat checkpoint: "
             << outcome.final_dir.string() << "\n";
   return 0;
 }
@@ -49,9 +86,9 @@ int run_command(const Args& args) {
   positional.add("recipe", 1).add("override", -1);
   po::variables_map vm;
   if (!parse(args, "dsalign run <pipeline.yaml> [a.b.c=value ...] [--from <stage>]\n\n"
-                   "Runs a pipeline's stages in order (init, sft, export); \"${stage.output}\" passes one stage's\n"
-                   "output to a later one. Stages whose output is complete are skipped; an interrupted sft stage\n"
-                   "resumes from its newest checkpoint. Outputs go to <run.output_dir>/<stage name>.",
+                   "Runs a pipeline's stages in order (init, sft, dpo, export); \"${stage.output}\" passes one stage's\n"
+                   "output to a later one. Stages whose output is complete are skipped; an interrupted sft or dpo\n"
+                   "stage resumes from its newest checkpoint. Outputs go to <run.output_dir>/<stage name>.",
              options, positional, vm))
     return 0;
   RecipeFile recipe = load_recipe(recipe_path, overrides);

@@ -302,11 +302,14 @@ std::vector<PackedRow> pack_groups(const std::vector<std::vector<const Tokenized
     row = PackedRow();
     document = 0;
   };
-  for (const auto& group : groups) {
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto& group = groups[g];
     int64_t n = 0;
     for (const auto* e : group) n += static_cast<int64_t>(e->ids.size());
     if (n > max_seq_len) fail("a packing unit of ", n, " tokens exceeds max_seq_len ", max_seq_len);
     if (static_cast<int64_t>(row.ids.size()) + n > max_seq_len) close();
+    if (row.groups == 0) row.first_group = g;
+    row.groups += 1;
     for (const auto* e : group) {
       for (size_t t = 0; t < e->ids.size(); ++t) {
         row.ids.push_back(e->ids[t]);
@@ -320,65 +323,6 @@ std::vector<PackedRow> pack_groups(const std::vector<std::vector<const Tokenized
   }
   close();
   return rows;
-}
-
-std::vector<TokenizedPair> read_preference_pairs(const fs::path& path, const DataConfig& config, const Tokenizer& tokenizer,
-                                                 ChatFormat format, PairReport& report) {
-  ReadReport read;
-  std::vector<PreferenceRecord> records = read_preference_jsonl(path, config.on_error, read);
-  report.records = read.records;
-  report.skipped = read.skipped;
-  std::vector<std::optional<TokenizedPair>> pairs(records.size());
-  std::vector<uint8_t> outcome(records.size(), 0);  // 0 kept, 1 identical, 2 prompt too long, 3 too long
-  std::vector<uint8_t> was_truncated(records.size(), 0);
-  parallel_for(records.size(), static_cast<int>(config.threads), [&](size_t i, EncodeScratch& scratch) {
-    const PreferenceRecord& r = records[i];
-    size_t prompt_assistant_turns = 0;
-    for (const auto& m : r.prompt) prompt_assistant_turns += m.role == "assistant";
-    auto side = [&](const std::vector<ChatMessage>& response) {
-      std::vector<ChatMessage> messages = r.prompt;
-      messages.insert(messages.end(), response.begin(), response.end());
-      return tokenize_chat(tokenizer, format, messages, false, false, scratch, prompt_assistant_turns);
-    };
-    TokenizedChat chosen = side(r.chosen), rejected = side(r.rejected);
-    if (chosen.ids == rejected.ids) {
-      outcome[i] = 1;
-      return;
-    }
-    // The prompt is where the two agree up to the first loss token.
-    size_t prompt = 0;
-    while (prompt < chosen.ids.size() && !chosen.loss_mask[prompt]) ++prompt;
-    if (static_cast<int64_t>(prompt) + 1 >= config.max_seq_len) {
-      outcome[i] = 2;
-      return;
-    }
-    for (TokenizedChat* c : {&chosen, &rejected}) {
-      if (static_cast<int64_t>(c->ids.size()) <= config.max_seq_len) continue;
-      if (config.overflow == Overflow::drop) {
-        outcome[i] = 3;
-        return;
-      }
-      c->ids.resize(static_cast<size_t>(config.max_seq_len));
-      c->loss_mask.resize(static_cast<size_t>(config.max_seq_len));
-      was_truncated[i] = 1;
-    }
-    TokenizedPair pair;
-    pair.chosen = {std::move(chosen.ids), std::move(chosen.loss_mask), r.domain, 0, r.line};
-    pair.rejected = {std::move(rejected.ids), std::move(rejected.loss_mask), r.domain, 0, r.line};
-    pair.prompt_tokens = prompt;
-    pairs[i] = std::move(pair);
-  });
-  std::vector<TokenizedPair> out;
-  for (size_t i = 0; i < records.size(); ++i) {
-    if (outcome[i] == 1) report.identical += 1;
-    else if (outcome[i] == 2) report.prompt_too_long += 1;
-    else if (outcome[i] == 3) report.dropped_too_long += 1;
-    else {
-      report.truncated += was_truncated[i];
-      out.push_back(std::move(*pairs[i]));
-    }
-  }
-  return out;
 }
 
 double packing_efficiency(const std::vector<PackedRow>& rows) {

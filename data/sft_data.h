@@ -50,6 +50,7 @@ std::vector<size_t> epoch_order(const SftData& data, const DataConfig& config, i
 struct PackedRow {
   std::vector<int64_t> ids, labels, positions, document_ids;
   int64_t real_tokens = 0;
+  size_t first_group = 0, groups = 0;  // the packing units (examples or groups) in the row, in order
 };
 
 // Greedy packing in order into rows of max_seq_len (padded to it when pad is true; without
@@ -62,21 +63,6 @@ std::vector<PackedRow> pack_examples(const std::vector<const TokenizedExample*>&
 std::vector<PackedRow> pack_groups(const std::vector<std::vector<const TokenizedExample*>>& groups, int64_t max_seq_len,
                                    bool pad, int32_t pad_id);
 
-// Preference pairs for DPO: prompt + chosen and prompt + rejected, rendered with the chat format;
-// the loss mask covers only the response (chosen / rejected) tokens.
-struct TokenizedPair {
-  TokenizedExample chosen, rejected;
-  size_t prompt_tokens = 0;
-};
-struct PairReport {
-  size_t records = 0;
-  std::map<std::string, size_t> skipped;  // bad records (on_error: skip)
-  size_t identical = 0;                   // chosen == rejected: dropped
-  size_t prompt_too_long = 0;             // no room for a response within max_seq_len: dropped
-  size_t truncated = 0, dropped_too_long = 0;
-};
-std::vector<TokenizedPair> read_preference_pairs(const std::filesystem::path& path, const DataConfig& config,
-                                                 const Tokenizer& tokenizer, ChatFormat format, PairReport& report);
 // Share of real tokens in the rows: packing efficiency.
 double packing_efficiency(const std::vector<PackedRow>& rows);
 

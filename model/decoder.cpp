@@ -254,6 +254,19 @@ std::pair<torch::Tensor, torch::Tensor> CausalLMImpl::loss_sum(const DecoderInpu
   return {sum, (targets != ops::kIgnoreIndex).sum()};
 }
 
+torch::Tensor CausalLMImpl::label_log_probs(const DecoderInput& input, const torch::Tensor& labels) {
+  TORCH_CHECK(labels.sizes() == input.input_ids.sizes(), "labels ", labels.sizes(), " must match input_ids ",
+              input.input_ids.sizes());
+  torch::Tensor h = hidden_states(input);
+  const int64_t T = h.size(1);
+  torch::Tensor targets = labels.narrow(1, 1, T - 1);
+  torch::Tensor keep = targets != ops::kIgnoreIndex;
+  torch::Tensor hidden = h.narrow(1, 0, T - 1).index({keep}).to(options.compute_dtype);
+  return with_compute_dtype(options, [&] {
+    return ops::linear_log_probs(hidden, lm_head_weight(), targets.index({keep}), options.backend);
+  });
+}
+
 KVCache CausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {
   const ModelConfig& c = config;
   auto tensor_options = torch::TensorOptions().dtype(options.compute_dtype).device(options.device);

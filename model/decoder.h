@@ -108,6 +108,9 @@ struct CausalLMImpl : torch::nn::Module {
   // Sum and count of next-token NLL, transformers-style: logits[:, t] predicts labels[:, t + 1];
   // labels == -100 carry no loss. Returns {fp32 scalar sum, int64 scalar count}.
   std::pair<torch::Tensor, torch::Tensor> loss_sum(const DecoderInput& input, const torch::Tensor& labels);
+  // fp32 [N]: log p(labels[:, t + 1] | tokens up to t) for each position whose next label is not
+  // -100, in row-major order. Logits are computed only for those positions.
+  torch::Tensor label_log_probs(const DecoderInput& input, const torch::Tensor& labels);
 
   // Incremental decoding (no gradients): an empty cache with room for `capacity` tokens per row.
   KVCache new_cache(int64_t batch, int64_t capacity) const;

@@ -45,6 +45,11 @@ torch::Tensor linear_cross_entropy_sum(const torch::Tensor& hidden, const torch:
   return cross_entropy_sum(torch::nn::functional::linear(hidden, weight), targets);
 }
 
+torch::Tensor linear_log_probs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets) {
+  torch::Tensor logits = torch::nn::functional::linear(hidden, weight).to(torch::kFloat32);
+  return torch::log_softmax(logits, -1).gather(1, targets.unsqueeze(1)).squeeze(1);
+}
+
 }  // namespace reference
 
 namespace {
@@ -106,7 +111,65 @@ struct FusedRmsNorm : torch::autograd::Function<FusedRmsNorm> {
 
 #endif
 
+// Rows per chunk: about 256 MiB of fp32 logits.
+int64_t default_chunk_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(vocab, 1)); }
+
+// log p(target) = logit[target] - logsumexp(logits), chunk by chunk. Backward recomputes each
+// chunk's logits: d/dlogits = onehot(target) - softmax, scaled by the incoming gradient. Matmuls
+// run in hidden's dtype (the compute dtype under autocast); softmax and accumulation in fp32.
+struct ChunkedLinearLogProbs : torch::autograd::Function<ChunkedLinearLogProbs> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
+                               const torch::Tensor& weight, const torch::Tensor& targets, int64_t chunk) {
+    torch::Tensor w = weight.to(hidden.scalar_type());
+    const int64_t N = hidden.size(0);
+    ctx->saved_data["chunk"] = chunk;
+    torch::Tensor out = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
+    torch::Tensor lse = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
+    for (int64_t start = 0; start < N; start += chunk) {
+      const int64_t n = std::min(chunk, N - start);
+      torch::Tensor logits = torch::mm(hidden.narrow(0, start, n), w.t()).to(torch::kFloat32);
+      torch::Tensor l = torch::logsumexp(logits, -1);
+      lse.narrow(0, start, n).copy_(l);
+      out.narrow(0, start, n).copy_(logits.gather(1, targets.narrow(0, start, n).unsqueeze(1)).squeeze(1) - l);
+    }
+    ctx->save_for_backward({hidden, weight, targets, lse});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2], &lse = saved[3];
+    torch::Tensor grad_out = grads[0].to(torch::kFloat32);
+    torch::Tensor w = weight.to(hidden.scalar_type());
+    const int64_t N = hidden.size(0), chunk = ctx->saved_data["chunk"].toInt();
+    torch::Tensor grad_hidden = torch::empty_like(hidden);
+    torch::Tensor grad_weight = torch::zeros(weight.sizes(), weight.options().dtype(torch::kFloat32));
+    for (int64_t start = 0; start < N; start += chunk) {
+      const int64_t n = std::min(chunk, N - start);
+      torch::Tensor h = hidden.narrow(0, start, n);
+      torch::Tensor logits = torch::mm(h, w.t()).to(torch::kFloat32);
+      torch::Tensor g = grad_out.narrow(0, start, n).unsqueeze(1);
+      torch::Tensor grad_logits = torch::exp(logits - lse.narrow(0, start, n).unsqueeze(1)).mul_(-g);
+      grad_logits.scatter_add_(1, targets.narrow(0, start, n).unsqueeze(1), g);
+      torch::Tensor gl = grad_logits.to(hidden.scalar_type());
+      grad_hidden.narrow(0, start, n).copy_(torch::mm(gl, w));
+      grad_weight.add_(torch::mm(gl.t(), h).to(torch::kFloat32));
+    }
+    return {grad_hidden, grad_weight.to(weight.scalar_type()), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+torch::Tensor linear_log_probs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
+                               Backend backend, int64_t chunk_rows) {
+  TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1) && targets.dim() == 1 &&
+                  targets.size(0) == hidden.size(0),
+              "linear_log_probs: hidden ", hidden.sizes(), ", weight ", weight.sizes(), ", targets ", targets.sizes(),
+              " do not fit [N, D], [V, D], [N]");
+  return ChunkedLinearLogProbs::apply(hidden, weight, targets, chunk_rows > 0 ? chunk_rows : default_chunk_rows(weight.size(0)));
+}
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, Backend backend) {
   check_rms_norm(x, weight);

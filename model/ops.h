@@ -25,6 +25,13 @@ torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch
 torch::Tensor linear_cross_entropy_sum(const torch::Tensor& hidden, const torch::Tensor& weight,
                                        const torch::Tensor& targets, Backend backend);
 
+// hidden: [N, D], weight: [V, D], targets: [N] int64 -> fp32 [N]: log softmax(hidden @ weight^T)[target]
+// (the per-token log-probs DPO sums per sequence). Computed in row chunks that recompute their
+// logits in backward, so at most one chunk of [rows, V] logits is alive at any time instead of N.
+// chunk_rows: rows per chunk; 0 = about 256 MiB of fp32 logits per chunk.
+torch::Tensor linear_log_probs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
+                               Backend backend, int64_t chunk_rows = 0);
+
 constexpr int64_t kIgnoreIndex = -100;
 
 namespace reference {
@@ -34,6 +41,8 @@ torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch
 torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& targets);
 torch::Tensor linear_cross_entropy_sum(const torch::Tensor& hidden, const torch::Tensor& weight,
                                        const torch::Tensor& targets);
+// All [N, V] logits at once, in fp32, through autograd.
+torch::Tensor linear_log_probs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets);
 }  // namespace reference
 
 // Whether fused kernels were compiled into this build.

@@ -4,6 +4,7 @@
 
 #include "model/checkpoint.h"
 #include "model/export.h"
+#include "dpo/dpo_trainer.h"
 #include "sft/sft_trainer.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
@@ -54,14 +55,16 @@ std::string scalar_text(const YAML::Node& node) {
 bool stage_done(const PipelineStage& s) {
   switch (s.kind) {
     case PipelineStage::Kind::init: return fs::exists(s.output / "config.json");
-    case PipelineStage::Kind::sft: return fs::exists(s.output / "final" / "config.json");
+    case PipelineStage::Kind::sft:
+    case PipelineStage::Kind::dpo: return fs::exists(s.output / "final" / "config.json");
     case PipelineStage::Kind::export_: return fs::exists(s.output / "config.json");
   }
   return false;
 }
 
 fs::path stage_result(const PipelineStage& s) {
-  return s.kind == PipelineStage::Kind::sft ? s.output / "final" : s.output;
+  const bool trains = s.kind == PipelineStage::Kind::sft || s.kind == PipelineStage::Kind::dpo;
+  return trains ? s.output / "final" : s.output;
 }
 
 }  // namespace
@@ -89,8 +92,8 @@ Pipeline parse_pipeline(const RecipeFile& file) {
       s.error("name", "'", stage.name, "' must be a non-empty name without '/', '.', '$', braces or spaces");
     if (outputs.count(stage.name)) s.error("name", "'", stage.name, "' is used by an earlier stage");
     stage.output = p.output_dir / stage.name;
-    const int kinds = s.has("init") + s.has("sft") + s.has("export");
-    if (kinds != 1) s.error("init", "a stage has exactly one of init, sft or export (this one has ", kinds, ")");
+    const int kinds = s.has("init") + s.has("sft") + s.has("dpo") + s.has("export");
+    if (kinds != 1) s.error("init", "a stage has exactly one of init, sft, dpo or export (this one has ", kinds, ")");
     auto text = [&](YamlReader& r, const std::string& key, const std::optional<std::string>& fallback) {
       return interpolate(r.string(key, fallback), outputs, path + ": " + r.key_path(key));
     };
@@ -103,10 +106,11 @@ Pipeline parse_pipeline(const RecipeFile& file) {
       stage.seed = init.integer("seed", 0);
       stage.dtype = init.choice("dtype", {"fp32", "bf16"}, "fp32");
       init.finish();
-    } else if (s.has("sft")) {
-      stage.kind = PipelineStage::Kind::sft;
-      stage.recipe = resolve(s.string("sft", std::nullopt));
-      if (!fs::exists(stage.recipe)) s.error("sft", stage.recipe.string(), ": no such recipe");
+    } else if (s.has("sft") || s.has("dpo")) {
+      const char* key = s.has("sft") ? "sft" : "dpo";
+      stage.kind = s.has("sft") ? PipelineStage::Kind::sft : PipelineStage::Kind::dpo;
+      stage.recipe = resolve(s.string(key, std::nullopt));
+      if (!fs::exists(stage.recipe)) s.error(key, stage.recipe.string(), ": no such recipe");
     } else {
       stage.kind = PipelineStage::Kind::export_;
       YamlReader e = s.child("export");
@@ -115,7 +119,8 @@ Pipeline parse_pipeline(const RecipeFile& file) {
       e.finish();
     }
     if (s.has("overrides")) {
-      if (stage.kind != PipelineStage::Kind::sft) s.error("overrides", "only sft stages take overrides");
+      if (stage.kind != PipelineStage::Kind::sft && stage.kind != PipelineStage::Kind::dpo)
+        s.error("overrides", "only sft and dpo stages take overrides");
       YAML::Node overrides = file.root["stages"][static_cast<size_t>(&s - stages.data())]["overrides"];
       if (!overrides.IsMap()) s.error("overrides", "expected a mapping of key.path: value");
       for (const auto& kv : overrides) {
@@ -126,6 +131,7 @@ Pipeline parse_pipeline(const RecipeFile& file) {
     // Every key a stage may have is known to finish(), for its "did you mean".
     for (const char* key : {"init", "export", "overrides"}) s.child(key);
     if (!s.has("sft")) s.child("sft");
+    if (!s.has("dpo")) s.child("dpo");
     s.finish();
     outputs[stage.name] = stage_result(stage);
     p.stages.push_back(std::move(stage));
@@ -163,7 +169,8 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options) {
           if (fs::exists(s.tokenizer / f)) fs::copy_file(s.tokenizer / f, s.output / f, fs::copy_options::overwrite_existing);
         break;
       }
-      case PipelineStage::Kind::sft: {
+      case PipelineStage::Kind::sft:
+      case PipelineStage::Kind::dpo: {
         std::vector<std::string> overrides = s.overrides;
         overrides.push_back("run.output_dir=" + s.output.string());
         std::string resume;
@@ -171,6 +178,12 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options) {
         else if (!newest_training_checkpoint(s.output).empty()) resume = "latest";
         else if (fs::exists(s.output / "config.yaml")) overrides.push_back("run.overwrite=true");  // died before a checkpoint
         RecipeFile recipe = load_recipe(s.recipe, overrides);
+        if (s.kind == PipelineStage::Kind::dpo) {
+          DpoOutcome outcome = run_dpo(parse_dpo_recipe(recipe), recipe, resume);
+          std::cerr << "   " << s.name << ": " << outcome.steps << " steps, last loss " << outcome.last_loss
+                    << ", reward accuracy " << outcome.first_accuracy << " -> " << outcome.last_accuracy << "\n";
+          break;
+        }
         SftOutcome outcome = run_sft(parse_sft_recipe(recipe), recipe, resume);
         std::cerr << "   " << s.name << ": " << outcome.steps << " steps, last loss " << outcome.last_loss;
         if (outcome.repetition_ratio >= 0) std::cerr << ", repetition ratio " << outcome.repetition_ratio;

@@ -7,12 +7,15 @@
 //     - name: stage1                 # sft: a recipe, plus overrides applied to it
 //       sft: sft_stage1.yaml
 //       overrides: {model.path: "${base.output}", train.lr: 1e-5}
+//     - name: dpo                    # dpo: a DPO recipe, plus overrides (as sft)
+//       dpo: dpo.yaml
+//       overrides: {model.path: "${stage1.output}"}
 //     - name: chat                   # export: a chat checkpoint
 //       export: {from: "${stage1.output}", dtype: bf16}
 //
 // "${name.output}" in any string value names an earlier stage's output: an init's model
-// directory, an sft run's final/, an export's directory. A stage whose output is complete is
-// skipped; an sft stage that has checkpoints but no final/ resumes from its newest one.
+// directory, an sft or dpo run's final/, an export's directory. A stage whose output is complete
+// is skipped; an sft or dpo stage that has checkpoints but no final/ resumes from its newest one.
 #pragma once
 #include <filesystem>
 #include <map>
@@ -25,7 +28,7 @@
 namespace dsalign {
 
 struct PipelineStage {
-  enum class Kind { init, sft, export_ } kind = Kind::sft;
+  enum class Kind { init, sft, dpo, export_ } kind = Kind::sft;
   std::string name;
   std::filesystem::path output;  // <run.output_dir>/<name>
   // init
@@ -33,7 +36,7 @@ struct PipelineStage {
   std::filesystem::path tokenizer;
   int64_t seed = 0;
   std::string dtype = "fp32";
-  // sft
+  // sft, dpo
   std::filesystem::path recipe;
   std::vector<std::string> overrides;  // "a.b=value", interpolated
   // export
@@ -48,7 +51,7 @@ struct Pipeline {
 };
 
 // Parses and interpolates; errors name the file and key (an unknown stage in ${...}, a stage
-// that names a later one, a duplicate name, a stage with not exactly one of init/sft/export).
+// that names a later one, a duplicate name, a stage with not exactly one of init/sft/dpo/export).
 Pipeline parse_pipeline(const RecipeFile& file);
 
 struct PipelineOptions {

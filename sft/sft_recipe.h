@@ -9,25 +9,10 @@
 #include "data/data_config.h"
 #include "eval/repetition.h"
 #include "train/recipe_file.h"
+#include "train/recipe_sections.h"
 #include "train/train_config.h"
 
 namespace dsalign {
-
-struct RunSection {
-  std::string name;
-  std::filesystem::path output_dir;
-  int64_t seed = 0;
-  bool overwrite = false;  // an output_dir that already holds a run is an error unless set
-};
-
-struct ModelSection {
-  std::filesystem::path path;  // a Hugging Face checkpoint directory (weights + tokenizer files)
-  std::string device = "cpu";  // cpu | cuda
-  std::string dtype = "fp32";  // parameters (master weights)
-  std::string compute_dtype = "fp32";  // bf16: autocast over fp32 master weights
-  bool activation_checkpointing = false;
-  bool kernels = false;  // fused CUDA kernels where available
-};
 
 struct SftRecipe {
   RunSection run;

@@ -11,6 +11,7 @@
 #include "model/export.h"
 #include "model/inspect.h"
 #include "train/device_memory.h"
+#include "train/run_setup.h"
 #include "train/training_checkpoint.h"
 #include "train/metrics.h"
 #include "util/error.h"
@@ -20,37 +21,6 @@ namespace dsalign {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Rows -> decoder input and labels; rows of unequal length (padding-free) are padded to the
-// longest with document -1 and label -100.
-struct Batch {
-  DecoderInput input;
-  torch::Tensor labels;
-  int64_t tokens = 0;       // real tokens
-  int64_t loss_tokens = 0;  // labels that carry loss (after the shift)
-};
-
-Batch collate(const std::vector<PackedRow>& rows, size_t begin, size_t end, const torch::Device& device, int32_t pad_id) {
-  int64_t T = 0;
-  for (size_t r = begin; r < end; ++r) T = std::max<int64_t>(T, static_cast<int64_t>(rows[r].ids.size()));
-  const int64_t B = static_cast<int64_t>(end - begin);
-  auto ids = torch::full({B, T}, pad_id, torch::kInt64), labels = torch::full({B, T}, -100, torch::kInt64);
-  auto positions = torch::zeros({B, T}, torch::kInt64), documents = torch::full({B, T}, -1, torch::kInt64);
-  Batch batch;
-  for (int64_t b = 0; b < B; ++b) {
-    const PackedRow& row = rows[begin + static_cast<size_t>(b)];
-    const int64_t n = static_cast<int64_t>(row.ids.size());
-    std::memcpy(ids[b].data_ptr<int64_t>(), row.ids.data(), static_cast<size_t>(n) * 8);
-    std::memcpy(labels[b].data_ptr<int64_t>(), row.labels.data(), static_cast<size_t>(n) * 8);
-    std::memcpy(positions[b].data_ptr<int64_t>(), row.positions.data(), static_cast<size_t>(n) * 8);
-    std::memcpy(documents[b].data_ptr<int64_t>(), row.document_ids.data(), static_cast<size_t>(n) * 8);
-    batch.tokens += row.real_tokens;
-  }
-  batch.loss_tokens = (labels.narrow(1, 1, T - 1) != -100).sum().item<int64_t>();
-  batch.input = {ids.to(device), positions.to(device), documents.to(device)};
-  batch.labels = labels.to(device);
-  return batch;
-}
 
 // The rows of each optimizer step: consecutive micro-batches until the global batch is full.
 std::vector<std::pair<size_t, size_t>> plan_steps(const std::vector<PackedRow>& rows, const TrainConfig& t) {
@@ -76,27 +46,6 @@ std::vector<PackedRow> epoch_rows(const SftData& data, const DataConfig& config,
   return pack_examples(order, config.max_seq_len, config.packing, pad_id);
 }
 
-// AdamW with two groups: weight decay on matrices; none on norms, biases and (unless asked) the
-// embeddings.
-std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const TrainConfig& t) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& item : model->named_parameters()) {
-    const std::string& name = item.key();
-    bool norm_or_embedding = name.ends_with("norm.weight") || name.find("embed_tokens") != std::string::npos;
-    bool exempt = name.ends_with(".bias") || (!t.decay_norms_and_embeddings && norm_or_embedding);
-    (exempt ? no_decay : decay).push_back(item.value());
-  }
-  auto options = [&](double wd) {
-    auto o = std::make_unique<torch::optim::AdamWOptions>(t.schedule.lr);
-    o->betas({t.beta1, t.beta2}).eps(t.eps).weight_decay(wd);
-    return o;
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(t.weight_decay));
-  groups.emplace_back(no_decay, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(t.schedule.lr));
-}
-
 double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r, int32_t pad_id) {
   if (data.validation.empty()) return -1;
   std::vector<const TokenizedExample*> all;
@@ -115,86 +64,26 @@ double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r,
   return count ? sum / static_cast<double>(count) : -1;
 }
 
-// Where training stands: what a checkpoint must restore besides weights and optimizer state.
-// The data order is a pure function of (seed, epoch), so (epoch, step_in_epoch) is the data position.
-struct TrainingState {
-  int64_t step = 0, epoch = 0, step_in_epoch = 0, tokens_seen = 0, skipped_steps = 0;
-  nlohmann::json to_json(ChatFormat format) const {
-    return {{"step", step},         {"epoch", epoch},
-            {"step_in_epoch", step_in_epoch}, {"tokens_seen", tokens_seen},
-            {"skipped_steps", skipped_steps}, {"chat_format", chat_format_name(format)}};
-  }
-  static TrainingState from_json(const nlohmann::json& j, const fs::path& file) {
-    TrainingState s;
-    try {
-      s.step = j.at("step");
-      s.epoch = j.at("epoch");
-      s.step_in_epoch = j.at("step_in_epoch");
-      s.tokens_seen = j.at("tokens_seen");
-      s.skipped_steps = j.at("skipped_steps");
-    } catch (const nlohmann::json::exception& e) {
-      fail(file.string(), ": ", first_line(e));
-    }
-    return s;
-  }
-};
-
-fs::path checkpoint_to_resume(const fs::path& out, const std::string& resume) {
-  if (resume != "latest") return resume;
-  fs::path newest = newest_training_checkpoint(out);
-  if (newest.empty()) fail(out.string(), ": --resume latest, but there is no complete checkpoint in ", (out / "checkpoints").string());
-  return newest;
-}
-
-// Keeps the metrics lines up to `step` (a killed run may have logged past its last checkpoint).
-void truncate_metrics(const fs::path& path, int64_t step) {
-  if (!fs::exists(path)) return;
-  std::string kept;
-  std::istringstream in(read_text_file(path));
-  for (std::string line; std::getline(in, line);) {
-    try {
-      if (nlohmann::json::parse(line).value("step", int64_t{0}) > step) continue;
-    } catch (const nlohmann::json::exception&) {
-      continue;  // a half-written last line
-    }
-    kept += line + "\n";
-  }
-  write_file_atomic(path, kept);
-}
-
 }  // namespace
 
 SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string& resume) {
   // --- setup ---
   const fs::path out = r.run.output_dir;
-  if (fs::exists(out / "config.yaml") && !r.run.overwrite && resume.empty())
-    fail(out.string(), ": already holds a run (resume it with --resume, or set run.overwrite=true to replace it)");
-  if (r.run.overwrite && resume.empty()) {
-    fs::remove(out / "metrics.jsonl");
-    fs::remove_all(out / "final");
-    fs::remove_all(out / "checkpoints");
-    fs::remove_all(out / "repetition");
-  }
-  fs::create_directories(out);
+  prepare_run_directory(r.run, !resume.empty(), {"repetition"});
   write_file_atomic(out / "config.yaml", resolved_recipe_yaml(r, file));
 
-  Tokenizer tokenizer = Tokenizer::load(r.model.path);
+  const fs::path model_dir = resolve_model_dir(r.model.path, "model.path");
+  Tokenizer tokenizer = Tokenizer::load(model_dir);
   ChatFormat format = resolve_chat_format(r.data.chat_template, tokenizer);
   SftData data = prepare_sft_data(r.data, tokenizer, format, file.path.parent_path());
   std::cerr << "data: " << data.summary() << "\n";
   const int32_t pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
 
-  DecoderOptions o;
-  o.device = torch::Device(r.model.device);
-  if (o.device.is_cuda() && !torch::cuda::is_available()) fail(file.path.string(), ": model.device: cuda, but no CUDA device is available");
-  o.param_dtype = parse_dtype(r.model.dtype);
-  o.compute_dtype = parse_dtype(r.model.compute_dtype);
-  o.activation_checkpointing = r.model.activation_checkpointing;
-  o.backend = r.model.kernels ? ops::Backend::kernels : ops::Backend::reference;
+  const DecoderOptions o = decoder_options(r.model, file.path);
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
-  CausalLM model = load_model(r.model.path, o);
+  CausalLM model = load_model(model_dir, o);
   if (tokenizer.vocab_size() > model->config.vocab_size)
-    fail(r.model.path.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
+    fail(model_dir.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
          model->config.vocab_size);
   auto optimizer = make_optimizer(model, r.train);
 
@@ -231,7 +120,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     CheckpointSnapshot snapshot = snapshot_training_state(model, *optimizer);
     snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(step));
     snapshot.state = state.to_json(format);
-    snapshot.tokenizer_dir = r.model.path;
+    snapshot.tokenizer_dir = model_dir;
     snapshot.keep_last = r.train.keep_last;
     writer.submit(std::move(snapshot));
     last_checkpoint = std::chrono::steady_clock::now();
@@ -297,7 +186,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
         continue;
       }
       const double lr = learning_rate(r.train.schedule, step, total_steps);
-      for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      set_learning_rate(*optimizer, lr);
       optimizer->step();
       optimizer->zero_grad();
       tokens_seen += step_tokens;
@@ -348,7 +237,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   outcome.final_dir = out / "final";
   ExportOptions export_options;
   export_options.overwrite = true;
-  export_chat_checkpoint(model->config, checkpoint_tensors(model), r.model.path, format, outcome.final_dir, export_options);
+  export_chat_checkpoint(model->config, checkpoint_tensors(model), model_dir, format, outcome.final_dir, export_options);
   return outcome;
 }
 

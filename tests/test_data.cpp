@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "data/preference_data.h"
 #include "data/sft_data.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -241,8 +242,10 @@ TEST(PreferenceData, PairsCountProblemsAndPackTogether) {
   PairReport report;
   auto pairs = read_preference_pairs(file, c, tokenizer, ChatFormat::deepseek_llm, report);
   EXPECT_EQ(report.records, 4u);
-  EXPECT_EQ(report.identical, 1u);
-  EXPECT_EQ(report.prompt_too_long, 1u);
+  EXPECT_EQ(report.dropped_count(kIdenticalPair), 1u);
+  EXPECT_EQ(report.dropped_count(kPromptTooLong), 1u);
+  EXPECT_EQ(report.dropped.at(kIdenticalPair), std::vector<size_t>{3});  // line numbers, for the log
+  EXPECT_EQ(report.dropped.at(kPromptTooLong), std::vector<size_t>{4});
   ASSERT_EQ(pairs.size(), 2u);
   // Only the response carries loss, not the prompt's earlier assistant turn.
   auto loss_text = [&](const TokenizedExample& e) {

@@ -1,0 +1,73 @@
+#include "dpo/dpo_step.h"
+
+namespace dsalign {
+
+PairLogps score_pairs(CausalLM& policy, const PairBatch& batch, const ReferenceSource& reference, bool needs_reference) {
+  SequenceLogps p = sequence_log_probs(policy, batch);
+  PairLogps out{p.chosen, p.rejected, {}, {}, batch.chosen_tokens, batch.rejected_tokens};
+  if (!needs_reference) return out;
+  if (reference.live) {
+    torch::NoGradGuard no_grad;
+    SequenceLogps r = sequence_log_probs(*reference.live, batch);
+    out.reference_chosen = r.chosen;
+    out.reference_rejected = r.rejected;
+  } else {
+    TORCH_CHECK(reference.table, "score_pairs: the loss needs a reference and none was given");
+    std::tie(out.reference_chosen, out.reference_rejected) = reference.table->lookup(batch.pair_ids, p.chosen.device());
+  }
+  return out;
+}
+
+void DpoMetricSums::add(const DpoTerms& t) {
+  rewards_chosen += t.chosen_rewards.sum().item<double>();
+  rewards_rejected += t.rejected_rewards.sum().item<double>();
+  correct += (t.chosen_rewards > t.rejected_rewards).sum().item<double>();
+  margin += (t.chosen_rewards - t.rejected_rewards).sum().item<double>();
+  logps_chosen += t.chosen_logps.sum().item<double>();
+  logps_rejected += t.rejected_logps.sum().item<double>();
+  pairs += t.losses.size(0);
+}
+
+nlohmann::json DpoMetricSums::to_json(const std::string& prefix) const {
+  const double n = static_cast<double>(std::max<int64_t>(pairs, 1));
+  return {{prefix + "loss", loss},
+          {prefix + "rewards/chosen", rewards_chosen / n},
+          {prefix + "rewards/rejected", rewards_rejected / n},
+          {prefix + "rewards/accuracy", correct / n},
+          {prefix + "rewards/margin", margin / n},
+          {prefix + "logps/chosen", logps_chosen / n},
+          {prefix + "logps/rejected", logps_rejected / n}};
+}
+
+double chosen_loss_tokens(const std::vector<const TokenizedPair*>& pairs) {
+  double n = 0;
+  for (const TokenizedPair* p : pairs)
+    for (size_t t = 1; t < p->chosen.loss_mask.size(); ++t) n += p->chosen.loss_mask[t];
+  return n;
+}
+
+DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>& pairs, const ReferenceSource& reference,
+                             const DpoLossConfig& loss, int64_t max_seq_len, bool packing, int64_t rows_per_batch,
+                             int32_t pad_id) {
+  torch::NoGradGuard no_grad;
+  std::vector<const TokenizedPair*> list;
+  std::vector<size_t> ids;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    list.push_back(&pairs[i]);
+    ids.push_back(i);
+  }
+  const double chosen_tokens = chosen_loss_tokens(list);
+  std::vector<PackedRow> rows = pair_rows(list, max_seq_len, packing, pad_id);
+  DpoMetricSums sums;
+  for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
+    PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids,
+                                    policy->options.device, pad_id);
+    PairLogps logps = score_pairs(policy, batch, reference, loss.needs_reference());
+    DpoTerms terms = dpo_terms(loss, logps);
+    sums.loss += micro_batch_loss(loss, terms, logps, static_cast<int64_t>(pairs.size()), chosen_tokens).item<double>();
+    sums.add(terms);
+  }
+  return sums;
+}
+
+}  // namespace dsalign

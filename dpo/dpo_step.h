@@ -1,0 +1,42 @@
+// One DPO forward as the trainer, validation and the parity test all run it: score a batch of
+// pairs with the policy and the reference (live model or precomputed table), and add up the
+// logged metrics.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "dpo/dpo_loss.h"
+#include "dpo/pair_batch.h"
+#include "dpo/reference_logps.h"
+
+namespace dsalign {
+
+// Exactly one of the two is set when the loss needs a reference (neither for simpo).
+struct ReferenceSource {
+  CausalLM* live = nullptr;              // a frozen model run under no_grad
+  const ReferenceTable* table = nullptr; // precomputed log-probs of this pair set
+};
+
+// The policy's log-probs (with gradients) and the reference's (without) for each pair.
+PairLogps score_pairs(CausalLM& policy, const PairBatch& batch, const ReferenceSource& reference, bool needs_reference);
+
+// Sums over pairs of what metrics.jsonl logs (as means): loss, rewards/chosen, rewards/rejected,
+// rewards/accuracy (chosen reward > rejected, as TRL counts), rewards/margin, logps/chosen,
+// logps/rejected.
+struct DpoMetricSums {
+  double loss = 0;  // the step's loss (already normalised by the step's pairs)
+  double rewards_chosen = 0, rewards_rejected = 0, correct = 0, margin = 0, logps_chosen = 0, logps_rejected = 0;
+  int64_t pairs = 0;
+  void add(const DpoTerms& terms);
+  nlohmann::json to_json(const std::string& prefix = "") const;
+};
+
+// Response tokens that carry loss on the chosen side, summed over pairs (rpo's normaliser).
+double chosen_loss_tokens(const std::vector<const TokenizedPair*>& pairs);
+
+// The metrics of a whole pair set without gradients (validation): the loss as if the set were
+// one step, in micro-batches of `rows_per_batch` rows.
+DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>& pairs, const ReferenceSource& reference,
+                             const DpoLossConfig& loss, int64_t max_seq_len, bool packing, int64_t rows_per_batch,
+                             int32_t pad_id);
+
+}  // namespace dsalign

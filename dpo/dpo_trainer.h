@@ -1,0 +1,26 @@
+// Direct Preference Optimization: setup (run directory, tokenizer, pairs, reference, policy,
+// optimizer), the step loop, validation on held-out pairs, checkpoints and resume, and the
+// final Hugging Face export. The reference is frozen: a live copy in the compute dtype under
+// no_grad, or log-probs precomputed in one pass (then it is freed before the policy loads).
+#pragma once
+#include <filesystem>
+
+#include "dpo/dpo_recipe.h"
+
+namespace dsalign {
+
+struct DpoOutcome {
+  int64_t steps = 0;
+  double last_loss = 0;
+  double first_accuracy = -1;          // rewards/accuracy of the first step's batch
+  double last_accuracy = -1;           // of the last step's batch
+  double validation_accuracy = -1;     // at the end; -1: no validation split
+  double reference_bytes = 0;          // the reference's weights in its dtype
+  bool reference_resident = false;     // whether they stayed in memory during training
+  std::filesystem::path final_dir;
+};
+
+// resume: "" (fresh), "latest", or a checkpoint directory (as for sft).
+DpoOutcome run_dpo(const DpoRecipe& recipe, const RecipeFile& file, const std::string& resume = "");
+
+}  // namespace dsalign

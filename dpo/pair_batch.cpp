@@ -1,0 +1,53 @@
+#include "dpo/pair_batch.h"
+
+namespace dsalign {
+
+std::vector<PackedRow> pair_rows(const std::vector<const TokenizedPair*>& pairs, int64_t max_seq_len, bool packing,
+                                 int32_t pad_id) {
+  std::vector<std::vector<const TokenizedExample*>> groups;
+  groups.reserve(pairs.size());
+  for (const TokenizedPair* p : pairs) groups.push_back({&p->chosen, &p->rejected});
+  if (packing) return pack_groups(groups, 2 * max_seq_len, false, pad_id);
+  std::vector<PackedRow> rows;
+  rows.reserve(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    std::vector<PackedRow> one = pack_groups({groups[g]}, 2 * max_seq_len, false, pad_id);
+    one[0].first_group = g;
+    rows.push_back(std::move(one[0]));
+  }
+  return rows;
+}
+
+PairBatch collate_pairs(const std::vector<PackedRow>& rows, size_t begin, size_t end, const std::vector<size_t>& ids,
+                        const torch::Device& device, int32_t pad_id) {
+  PairBatch out;
+  out.batch = collate(rows, begin, end, device, pad_id);
+  const size_t first = rows[begin].first_group;
+  std::vector<int64_t> sequence;
+  sequence.reserve(static_cast<size_t>(out.batch.loss_tokens));
+  size_t pairs = 0;
+  for (size_t r = begin; r < end; ++r) {
+    const PackedRow& row = rows[r];
+    for (size_t t = 1; t < row.ids.size(); ++t) {
+      if (row.labels[t] == -100) continue;
+      const auto document = static_cast<size_t>(row.document_ids[t]);
+      sequence.push_back(static_cast<int64_t>(2 * (row.first_group - first + document / 2) + document % 2));
+    }
+    pairs += row.groups;
+  }
+  for (size_t k = 0; k < pairs; ++k) out.pair_ids.push_back(ids[first + k]);
+  torch::Tensor seq = torch::tensor(sequence, torch::kInt64);
+  torch::Tensor counts = torch::bincount(seq, {}, static_cast<int64_t>(2 * pairs)).to(torch::kFloat32).view({-1, 2});
+  out.sequence = seq.to(device);
+  out.chosen_tokens = counts.select(1, 0).contiguous().to(device);
+  out.rejected_tokens = counts.select(1, 1).contiguous().to(device);
+  return out;
+}
+
+SequenceLogps sequence_log_probs(CausalLM& model, const PairBatch& b) {
+  torch::Tensor token = model->label_log_probs(b.batch.input, b.batch.labels);
+  torch::Tensor sums = torch::zeros({2 * b.pairs()}, token.options()).index_add(0, b.sequence, token).view({-1, 2});
+  return {sums.select(1, 0), sums.select(1, 1)};
+}
+
+}  // namespace dsalign

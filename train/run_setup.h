@@ -1,0 +1,53 @@
+// What the SFT and DPO trainers share around their step loops: the run directory, the model's
+// options from the recipe, AdamW, collation of packed rows, the training position a checkpoint
+// restores, and resume.
+#pragma once
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "data/chat_template.h"
+#include "data/sft_data.h"
+#include "model/decoder.h"
+#include "train/recipe_sections.h"
+#include "train/train_config.h"
+
+namespace dsalign {
+
+// Creates output_dir for a fresh run or a resume. A directory that holds a run is an error unless
+// `overwrite` (then the previous run's outputs, `extra` folders included, are removed first).
+void prepare_run_directory(const RunSection& run, bool resuming, const std::vector<std::string>& extra = {});
+
+// The decoder options a recipe's model section asks for; `recipe` names the file in errors.
+DecoderOptions decoder_options(const ModelSection& model, const std::filesystem::path& recipe);
+
+// AdamW with two groups: weight decay on matrices; none on norms, biases and (unless asked) the
+// embeddings.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const TrainConfig& train);
+void set_learning_rate(torch::optim::AdamW& optimizer, double lr);
+
+// Rows [begin, end) -> decoder input and labels on `device`; rows of unequal length
+// (padding-free) are padded to the longest with document -1 and label -100.
+struct Batch {
+  DecoderInput input;
+  torch::Tensor labels;
+  int64_t tokens = 0;       // real tokens
+  int64_t loss_tokens = 0;  // labels that carry loss (after the shift)
+};
+Batch collate(const std::vector<PackedRow>& rows, size_t begin, size_t end, const torch::Device& device, int32_t pad_id);
+
+// Where training stands: what a checkpoint restores besides weights and optimizer state. The data
+// order is a pure function of (seed, epoch), so (epoch, step_in_epoch) is the data position.
+struct TrainingState {
+  int64_t step = 0, epoch = 0, step_in_epoch = 0, tokens_seen = 0, skipped_steps = 0;
+  nlohmann::json to_json(ChatFormat format) const;
+  static TrainingState from_json(const nlohmann::json& j, const std::filesystem::path& file);
+};
+
+// --resume: "latest" (the newest complete checkpoint of the run) or a checkpoint directory.
+std::filesystem::path checkpoint_to_resume(const std::filesystem::path& run_dir, const std::string& resume);
+
+// Keeps the metrics lines up to `step` (a killed run may have logged past its last checkpoint).
+void truncate_metrics(const std::filesystem::path& path, int64_t step);
+
+}  // namespace dsalign
