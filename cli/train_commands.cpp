@@ -68,7 +68,8 @@ int dpo_command(const Args& args) {
   DpoOutcome outcome = run_dpo(dpo, recipe, a.resume);
   std::cout << "dpo: " << outcome.steps << " steps, last loss " << outcome.last_loss << ", reward accuracy "
             << outcome.first_accuracy << " (first step) -> " << outcome.last_accuracy << " (last step)";
-  if (outcome.validation_accuracy >= 0) std::cout << ", validation reward accuracy " << outcome.validation_accuracy;
+  if (outcome.validation_accuracy >= 0)
+    std::cout << ", held-out reward accuracy " << outcome.first_validation_accuracy << " -> " << outcome.validation_accuracy;
   std::cout << "\nrun directory: " << dpo.run.output_dir.string() << " (config.yaml, metrics.jsonl)\nchat checkpoint: "
             << outcome.final_dir.string() << "\n";
   return 0;

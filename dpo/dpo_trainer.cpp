@@ -172,10 +172,18 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
     last_checkpoint_step = step;
   };
   auto validate = [&] {
-    DpoMetricSums v = evaluate_pairs(model, data.validation, validation_reference, r.loss, r.data.max_seq_len, r.data.packing,
-                                     r.train.micro_batch_size, pad_id);
-    return v;
+    return evaluate_pairs(model, data.validation, validation_reference, r.loss, r.data.max_seq_len, r.data.packing,
+                          r.train.micro_batch_size, pad_id);
   };
+
+  // Held-out pairs before the first step: where the rewards start (0 when the reference is the
+  // policy's own starting point).
+  if (step == 0 && !data.validation.empty()) {
+    nlohmann::json record = {{"step", 0}};
+    record.update(validate().to_json("val_"));
+    metrics.write(record);
+    outcome.first_validation_accuracy = record["val_rewards/accuracy"];
+  }
 
   // --- train ---
   for (int64_t epoch = state.epoch; epoch < r.data.epochs && step < total_steps; ++epoch) {

@@ -14,6 +14,7 @@ struct DpoOutcome {
   double last_loss = 0;
   double first_accuracy = -1;          // rewards/accuracy of the first step's batch
   double last_accuracy = -1;           // of the last step's batch
+  double first_validation_accuracy = -1;  // on the held-out pairs before the first step
   double validation_accuracy = -1;     // at the end; -1: no validation split
   double reference_bytes = 0;          // the reference's weights in its dtype
   bool reference_resident = false;     // whether they stayed in memory during training

@@ -312,7 +312,7 @@ TEST(Pipeline, InterpolatesAndNamesBadStages) {
             std::string::npos);
   EXPECT_NE(error("  - {name: a, init: {preset: tiny, tokenizer: t}}\n  - {name: a, sft: s.yaml}\n").find("used by an earlier stage"),
             std::string::npos);
-  EXPECT_NE(error("  - {name: a, sft: s.yaml, export: {from: x}}\n").find("exactly one of init, sft or export"), std::string::npos);
+  EXPECT_NE(error("  - {name: a, sft: s.yaml, export: {from: x}}\n").find("exactly one of init, sft, dpo or export"), std::string::npos);
   EXPECT_NE(error("  - {name: a, sft: s.yaml, overides: {}}\n").find("did you mean 'stages[0].overrides'"), std::string::npos);
   EXPECT_NE(error("  - {name: a, sft: s.yaml, overrides: {model.path: '${a.outptu}'}}\n").find("must be ${<stage>.output}"),
             std::string::npos);

@@ -10,6 +10,9 @@ data/sft.jsonl       {"prompt", "response", "domain"}: instructions in three dom
                      Python functions). Stage 2 drops math and code, as the DeepSeek LLM paper did.
 data/heldout_prompts.jsonl {"id", "prompt"}: prompts with names and values absent from sft.jsonl,
                      for the repetition ratio.
+data/preference.jsonl {"prompt", "chosen", "rejected", "domain"}: general-domain prompts whose chosen
+                     response is the right, concise answer and whose rejected one either loops
+                     (the answer repeated until it is cut off) or gets a fact wrong, for DPO.
 Usage: python3 recipes/quickstart/make_data.py   (from the repository root)
 """
 import json
@@ -75,6 +78,26 @@ def main():
             else:
                 prompt = general(rng, HELDOUT_NAMES)[0]
             f.write(json.dumps({"id": f"heldout/{i}", "prompt": prompt}) + "\n")
+    with open(os.path.join(HERE, "preference.jsonl"), "w") as f:
+        for i in range(480):
+            prompt, chosen = general(rng, TRAIN_NAMES + HELDOUT_NAMES)
+            if i % 2 == 0:
+                rejected = " ".join([chosen] * rng.randrange(3, 6))
+            else:
+                rejected = wrong_answer(rng, prompt, chosen)
+            f.write(json.dumps({"prompt": prompt, "chosen": chosen, "rejected": rejected, "domain": "general"}) + "\n")
+
+
+def wrong_answer(rng, prompt, chosen):
+    """The same kind of answer with a wrong fact or the wrong greeting."""
+    if prompt.startswith("Greet "):
+        return chosen.replace("Hello,", "Goodbye,")
+    if prompt.startswith("Say goodbye"):
+        return chosen.replace("Goodbye,", "Hello,").replace(" See you soon!", "")
+    table = COLOURS if "colour" in prompt else CAPITALS
+    right = [v for k, v in table.items() if k in prompt][0]
+    wrong = rng.choice(sorted(set(table.values()) - {right}))
+    return chosen.replace(right, wrong)
 
 
 if __name__ == "__main__":
