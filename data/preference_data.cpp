@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "data/batch_encode.h"
+#include "data/validation_split.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -107,16 +108,7 @@ PreferenceData prepare_preference_data(const DataConfig& config, const Tokenizer
     data.sources.push_back(std::move(report));
   }
   if (kept.empty()) fail("no preference pairs left after reading, length policy and domain filters (", data.summary(), ")");
-  std::mt19937_64 rng(static_cast<uint64_t>(config.seed));
-  std::vector<size_t> order(kept.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::shuffle(order.begin(), order.end(), rng);
-  size_t n_validation = static_cast<size_t>(config.validation_fraction * static_cast<double>(kept.size()));
-  if (config.validation_fraction > 0 && n_validation == 0) n_validation = 1;
-  if (n_validation >= kept.size()) fail("data.validation_fraction leaves no training pairs");
-  std::vector<bool> is_validation(kept.size(), false);
-  for (size_t i = 0; i < n_validation; ++i) is_validation[order[i]] = true;
-  for (size_t i = 0; i < kept.size(); ++i) (is_validation[i] ? data.validation : data.train).push_back(std::move(kept[i]));
+  split_validation(std::move(kept), config.validation_fraction, config.seed, data.train, data.validation);
   return data;
 }
 

@@ -50,14 +50,10 @@ DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>&
                              const DpoLossConfig& loss, int64_t max_seq_len, bool packing, int64_t rows_per_batch,
                              int32_t pad_id) {
   torch::NoGradGuard no_grad;
-  std::vector<const TokenizedPair*> list;
-  std::vector<size_t> ids;
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    list.push_back(&pairs[i]);
-    ids.push_back(i);
-  }
-  const double chosen_tokens = chosen_loss_tokens(list);
-  std::vector<PackedRow> rows = pair_rows(list, max_seq_len, packing, pad_id);
+  const PairList all(pairs);
+  const std::vector<size_t>& ids = all.ids;
+  const double chosen_tokens = chosen_loss_tokens(all.pairs);
+  std::vector<PackedRow> rows = pair_rows(all.pairs, max_seq_len, packing, pad_id);
   DpoMetricSums sums;
   for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
     PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids,

@@ -138,12 +138,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   const bool tty = ::isatty(STDERR_FILENO);
 
   TrainingState state;
-  if (!resume.empty()) {
-    fs::path checkpoint = checkpoint_to_resume(out, resume);
-    state = TrainingState::from_json(load_training_checkpoint(checkpoint, model, *optimizer), checkpoint / "state.json");
-    truncate_metrics(out / "metrics.jsonl", state.step);
-    std::cerr << "resuming from " << checkpoint.string() << " at step " << state.step << "\n";
-  }
+  if (!resume.empty()) state = resume_training(out, resume, model, *optimizer);
   MetricsLog metrics(out / "metrics.jsonl", !resume.empty());
   if (resume.empty())
     metrics.write({{"step", 0},
@@ -162,12 +157,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   const int64_t first_step = step;
   auto params = model->parameters();
   auto checkpoint = [&] {
-    CheckpointSnapshot snapshot = snapshot_training_state(model, *optimizer);
-    snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(step));
-    snapshot.state = state.to_json(format);
-    snapshot.tokenizer_dir = policy_dir;
-    snapshot.keep_last = r.train.keep_last;
-    writer.submit(std::move(snapshot));
+    writer.submit(training_snapshot(model, *optimizer, out, state, format, policy_dir, r.train.keep_last));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };

@@ -2,6 +2,13 @@
 
 namespace dsalign {
 
+PairList::PairList(const std::vector<TokenizedPair>& all) {
+  for (size_t i = 0; i < all.size(); ++i) {
+    pairs.push_back(&all[i]);
+    ids.push_back(i);
+  }
+}
+
 std::vector<PackedRow> pair_rows(const std::vector<const TokenizedPair*>& pairs, int64_t max_seq_len, bool packing,
                                  int32_t pad_id) {
   std::vector<std::vector<const TokenizedExample*>> groups;

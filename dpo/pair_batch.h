@@ -16,6 +16,13 @@ namespace dsalign {
 std::vector<PackedRow> pair_rows(const std::vector<const TokenizedPair*>& pairs, int64_t max_seq_len, bool packing,
                                  int32_t pad_id);
 
+// Every pair of a set in data order, as pair_rows() and collate_pairs() take them (ids 0..n-1).
+struct PairList {
+  std::vector<const TokenizedPair*> pairs;
+  std::vector<size_t> ids;
+  explicit PairList(const std::vector<TokenizedPair>& all);
+};
+
 struct PairBatch {
   Batch batch;
   // [N] int64 on the device: for each label token, in CausalLM::label_log_probs order, the

@@ -25,13 +25,9 @@ std::pair<torch::Tensor, torch::Tensor> ReferenceTable::lookup(const std::vector
 ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<TokenizedPair>& pairs, int64_t max_seq_len,
                                        bool packing, int64_t rows_per_batch, int32_t pad_id, const std::string& label) {
   torch::NoGradGuard no_grad;
-  std::vector<const TokenizedPair*> list;
-  std::vector<size_t> ids;
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    list.push_back(&pairs[i]);
-    ids.push_back(i);
-  }
-  std::vector<PackedRow> rows = pair_rows(list, max_seq_len, packing, pad_id);
+  const PairList all(pairs);
+  const std::vector<size_t>& ids = all.ids;
+  std::vector<PackedRow> rows = pair_rows(all.pairs, max_seq_len, packing, pad_id);
   ReferenceTable table;
   table.chosen.assign(pairs.size(), 0.0f);
   table.rejected.assign(pairs.size(), 0.0f);

@@ -99,12 +99,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   if (r.repetition) repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
 
   TrainingState state;
-  if (!resume.empty()) {
-    fs::path checkpoint = checkpoint_to_resume(out, resume);
-    state = TrainingState::from_json(load_training_checkpoint(checkpoint, model, *optimizer), checkpoint / "state.json");
-    truncate_metrics(out / "metrics.jsonl", state.step);
-    std::cerr << "resuming from " << checkpoint.string() << " at step " << state.step << "\n";
-  }
+  if (!resume.empty()) state = resume_training(out, resume, model, *optimizer);
   MetricsLog metrics(out / "metrics.jsonl", !resume.empty());
   SftOutcome outcome;
   int64_t& step = state.step;
@@ -117,12 +112,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   CheckpointWriter writer(r.train.async_checkpoint);
   int64_t last_checkpoint_step = state.step;
   auto checkpoint = [&] {
-    CheckpointSnapshot snapshot = snapshot_training_state(model, *optimizer);
-    snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(step));
-    snapshot.state = state.to_json(format);
-    snapshot.tokenizer_dir = model_dir;
-    snapshot.keep_last = r.train.keep_last;
-    writer.submit(std::move(snapshot));
+    writer.submit(training_snapshot(model, *optimizer, out, state, format, model_dir, r.train.keep_last));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };

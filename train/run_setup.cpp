@@ -110,6 +110,25 @@ fs::path checkpoint_to_resume(const fs::path& out, const std::string& resume) {
   return newest;
 }
 
+TrainingState resume_training(const fs::path& out, const std::string& resume, CausalLM& model, torch::optim::AdamW& optimizer) {
+  fs::path checkpoint = checkpoint_to_resume(out, resume);
+  TrainingState state = TrainingState::from_json(load_training_checkpoint(checkpoint, model, optimizer), checkpoint / "state.json");
+  truncate_metrics(out / "metrics.jsonl", state.step);
+  std::fprintf(stderr, "resuming from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(state.step));
+  return state;
+}
+
+CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const fs::path& out,
+                                     const TrainingState& state, ChatFormat format, const fs::path& tokenizer_dir,
+                                     int64_t keep_last) {
+  CheckpointSnapshot snapshot = snapshot_training_state(model, optimizer);
+  snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
+  snapshot.state = state.to_json(format);
+  snapshot.tokenizer_dir = tokenizer_dir;
+  snapshot.keep_last = keep_last;
+  return snapshot;
+}
+
 void truncate_metrics(const fs::path& path, int64_t step) {
   if (!fs::exists(path)) return;
   std::string kept;

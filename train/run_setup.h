@@ -10,6 +10,7 @@
 #include "data/sft_data.h"
 #include "model/decoder.h"
 #include "train/recipe_sections.h"
+#include "train/training_checkpoint.h"
 #include "train/train_config.h"
 
 namespace dsalign {
@@ -46,6 +47,16 @@ struct TrainingState {
 
 // --resume: "latest" (the newest complete checkpoint of the run) or a checkpoint directory.
 std::filesystem::path checkpoint_to_resume(const std::filesystem::path& run_dir, const std::string& resume);
+
+// --resume: restores weights, AdamW state and the RNG from the checkpoint `resume` names, drops
+// metrics lines past it, and returns the training position (logged).
+TrainingState resume_training(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
+                              torch::optim::AdamW& optimizer);
+
+// The host copy of what checkpoints/step_<state.step> holds, ready for a CheckpointWriter.
+CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const std::filesystem::path& run_dir,
+                                     const TrainingState& state, ChatFormat format,
+                                     const std::filesystem::path& tokenizer_dir, int64_t keep_last);
 
 // Keeps the metrics lines up to `step` (a killed run may have logged past its last checkpoint).
 void truncate_metrics(const std::filesystem::path& path, int64_t step);
