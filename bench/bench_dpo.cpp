@@ -1,0 +1,134 @@
+// Times DPO training steps of a randomly initialised model of a given shape, through the trainer's
+// own path (pair rows -> policy and reference log-probs -> loss -> backward -> AdamW), with the
+// reference live (a frozen copy in the compute dtype) or precomputed (a table: nothing resident).
+// Reports policy tokens/s and peak memory; run the peer in the same session for ratios.
+//
+//   dsalign_bench_dpo --model deepseek-coder-1.3b --seq-len 2048 --pairs 2 --device cuda
+//                     --compute-dtype bf16 --reference live --steps 10
+
+#include <chrono>
+#include <iostream>
+#include <random>
+
+#include "cli/args.h"
+#include "dpo/dpo_step.h"
+#include "model/checkpoint.h"
+#include "train/device_memory.h"
+#include "util/error.h"
+#include "util/files.h"
+
+using namespace dsalign;
+namespace po = dsalign::cli::po;
+
+namespace {
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
+}
+
+// A pair of sequences of seq_len tokens each: a shared prompt of prompt_len, then random responses.
+TokenizedPair random_pair(int64_t seq_len, int64_t prompt_len, int64_t vocab, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(prompt_len));
+  for (auto& t : prompt) t = token(rng);
+  TokenizedPair pair;
+  for (TokenizedExample* e : {&pair.chosen, &pair.rejected}) {
+    e->ids = prompt;
+    while (static_cast<int64_t>(e->ids.size()) < seq_len) e->ids.push_back(token(rng));
+    e->loss_mask.assign(e->ids.size(), 1);
+    std::fill(e->loss_mask.begin(), e->loss_mask.begin() + prompt_len, 0);
+  }
+  pair.prompt_tokens = static_cast<size_t>(prompt_len);
+  return pair;
+}
+
+int run(int argc, char** argv) {
+  std::string model_name, device_name, param_dtype, compute_dtype, reference_mode;
+  int64_t seq_len = 0, pairs = 0, steps = 0, warmup = 0, prompt_len = 0;
+  bool checkpointing = false;
+  po::options_description options("dsalign_bench_dpo: time DPO steps on random pairs");
+  options.add_options()
+      ("model", po::value(&model_name)->default_value("tiny"), "preset name or config.json")
+      ("seq-len", po::value(&seq_len)->default_value(256), "tokens per sequence (prompt + response)")
+      ("prompt-len", po::value(&prompt_len)->default_value(0), "prompt tokens (0: a quarter of seq-len)")
+      ("pairs", po::value(&pairs)->default_value(2), "preference pairs per step (one forward)")
+      ("steps", po::value(&steps)->default_value(5), "timed steps")
+      ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
+      ("device", po::value(&device_name)->default_value("cpu"), "cpu or cuda")
+      ("param-dtype", po::value(&param_dtype)->default_value("fp32"), "policy weights (master) dtype")
+      ("compute-dtype", po::value(&compute_dtype)->default_value("fp32"), "compute dtype (bf16 = autocast); the live reference's weights")
+      ("reference", po::value(&reference_mode)->default_value("live"), "live or precomputed")
+      ("activation-checkpointing", po::bool_switch(&checkpointing), "recompute layers in backward");
+  po::variables_map vm;
+  if (!cli::parse(cli::Args(argv + 1, argv + argc), "dsalign_bench_dpo [options]", options, {}, vm)) return 0;
+  if (reference_mode != "live" && reference_mode != "precomputed") fail("--reference must be live or precomputed");
+  if (prompt_len == 0) prompt_len = seq_len / 4;
+
+  ModelConfig config = model_preset(model_name) ? *model_preset(model_name) : load_model_config(model_name);
+  DecoderOptions o;
+  o.device = torch::Device(device_name);
+  o.param_dtype = parse_dtype(param_dtype);
+  o.compute_dtype = parse_dtype(compute_dtype);
+  o.activation_checkpointing = checkpointing;
+  if (o.device.is_cuda() && !torch::cuda::is_available()) fail("--device cuda: no CUDA device");
+
+  std::mt19937_64 rng(1);
+  std::vector<TokenizedPair> data;
+  for (int64_t i = 0; i < pairs; ++i) data.push_back(random_pair(seq_len, prompt_len, config.vocab_size, rng));
+  const PairList all(data);
+  std::vector<PackedRow> rows = pair_rows(all.pairs, seq_len, /*packing=*/false, 0);
+
+  std::optional<CausalLM> reference;
+  ReferenceTable table;
+  if (reference_mode == "live") {
+    DecoderOptions ro = o;
+    ro.param_dtype = o.compute_dtype;
+    ro.activation_checkpointing = false;
+    reference = CausalLM(config, ro);
+    (*reference)->init_weights(1);
+    for (auto& p : (*reference)->parameters()) p.set_requires_grad(false);
+  } else {
+    table.chosen.assign(data.size(), -100.0f);
+    table.rejected.assign(data.size(), -100.0f);
+  }
+  const ReferenceSource source{reference ? &*reference : nullptr, reference ? nullptr : &table};
+  CausalLM model(config, o);
+  model->init_weights(0);
+  torch::optim::AdamW adamw(model->parameters(), torch::optim::AdamWOptions(5e-6).betas({0.9, 0.95}));
+  DpoLossConfig loss;
+  const double chosen_tokens = chosen_loss_tokens(all.pairs);
+
+  auto step = [&] {
+    PairBatch batch = collate_pairs(rows, 0, rows.size(), all.ids, o.device, 0);
+    PairLogps logps = score_pairs(model, batch, source, true);
+    DpoTerms terms = dpo_terms(loss, logps);
+    micro_batch_loss(loss, terms, logps, pairs, chosen_tokens).backward();
+    adamw.step();
+    adamw.zero_grad();
+  };
+  for (int64_t i = 0; i < warmup; ++i) step();
+  synchronize(o.device);
+  reset_peak_memory(o.device);
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  synchronize(o.device);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double tokens_per_s = static_cast<double>(steps * pairs * 2 * seq_len) / seconds;
+  std::printf("model %s seq %lld pairs %lld device %s params %s compute %s reference %s%s\n", model_name.c_str(),
+              static_cast<long long>(seq_len), static_cast<long long>(pairs), device_name.c_str(), param_dtype.c_str(),
+              compute_dtype.c_str(), reference_mode.c_str(), checkpointing ? " +checkpointing" : "");
+  std::printf("policy tokens/s %.1f  step %.3f s  peak memory %s\n", tokens_per_s, seconds / static_cast<double>(steps),
+              human_bytes(peak_memory_bytes(o.device)).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "dsalign_bench_dpo: error: " << first_line(e) << "\n";
+    return 1;
+  }
+}
