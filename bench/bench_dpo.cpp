@@ -6,10 +6,10 @@
 //   dsalign_bench_dpo --model deepseek-coder-1.3b --seq-len 2048 --pairs 2 --device cuda
 //                     --compute-dtype bf16 --reference live --steps 10
 
-#include <chrono>
 #include <iostream>
 #include <random>
 
+#include "bench/bench_util.h"
 #include "cli/args.h"
 #include "dpo/dpo_step.h"
 #include "model/checkpoint.h"
@@ -21,10 +21,6 @@ using namespace dsalign;
 namespace po = dsalign::cli::po;
 
 namespace {
-
-void synchronize(const torch::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
-}
 
 // A pair of sequences of seq_len tokens each: a shared prompt of prompt_len, then random responses.
 TokenizedPair random_pair(int64_t seq_len, int64_t prompt_len, int64_t vocab, std::mt19937_64& rng) {
@@ -81,10 +77,7 @@ int run(int argc, char** argv) {
   std::optional<CausalLM> reference;
   ReferenceTable table;
   if (reference_mode == "live") {
-    DecoderOptions ro = o;
-    ro.param_dtype = o.compute_dtype;
-    ro.activation_checkpointing = false;
-    reference = CausalLM(config, ro);
+    reference = CausalLM(config, reference_options(o));
     (*reference)->init_weights(1);
     for (auto& p : (*reference)->parameters()) p.set_requires_grad(false);
   } else {
@@ -100,19 +93,13 @@ int run(int argc, char** argv) {
 
   auto step = [&] {
     PairBatch batch = collate_pairs(rows, 0, rows.size(), all.ids, o.device, 0);
-    PairLogps logps = score_pairs(model, batch, source, true);
+    PairLogps logps = score_pairs(model, batch, source);
     DpoTerms terms = dpo_terms(loss, logps);
     micro_batch_loss(loss, terms, logps, pairs, chosen_tokens).backward();
     adamw.step();
     adamw.zero_grad();
   };
-  for (int64_t i = 0; i < warmup; ++i) step();
-  synchronize(o.device);
-  reset_peak_memory(o.device);
-  auto start = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < steps; ++i) step();
-  synchronize(o.device);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = bench::time_steps(step, warmup, steps, o.device);
   double tokens_per_s = static_cast<double>(steps * pairs * 2 * seq_len) / seconds;
   std::printf("model %s seq %lld pairs %lld device %s params %s compute %s reference %s%s\n", model_name.c_str(),
               static_cast<long long>(seq_len), static_cast<long long>(pairs), device_name.c_str(), param_dtype.c_str(),
@@ -125,10 +112,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "dsalign_bench_dpo: error: " << first_line(e) << "\n";
-    return 1;
-  }
+  return dsalign::bench::guarded_main("dsalign_bench_dpo", [&] { return run(argc, argv); });
 }

@@ -5,12 +5,12 @@
 //   dsalign_bench_step --model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda
 //                      --param-dtype fp32 --compute-dtype bf16 --adamw --steps 10
 
-#include <chrono>
 #include <iostream>
 
 #include "model/checkpoint.h"
 #include "model/inspect.h"
 #include "train/device_memory.h"
+#include "bench/bench_util.h"
 #include "cli/args.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -19,10 +19,6 @@ using namespace dsalign;
 namespace po = dsalign::cli::po;
 
 namespace {
-
-void synchronize(const torch::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
-}
 
 int run(int argc, char** argv) {
   std::string model_name, device_name, param_dtype, compute_dtype;
@@ -68,13 +64,7 @@ int run(int argc, char** argv) {
     if (adamw) adamw->step();
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   };
-  for (int64_t i = 0; i < warmup; ++i) step();
-  synchronize(o.device);
-  reset_peak_memory(o.device);
-  auto start = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < steps; ++i) step();
-  synchronize(o.device);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = bench::time_steps(step, warmup, steps, o.device);
   double tokens_per_s = static_cast<double>(steps * batch * seq_len) / seconds;
   double flops = training_flops_per_token(config, seq_len) * tokens_per_s;
   std::printf("model %s seq %lld batch %lld device %s params %s compute %s%s%s\n", model_name.c_str(),
@@ -89,10 +79,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "dsalign_bench_step: error: " << first_line(e) << "\n";
-    return 1;
-  }
+  return dsalign::bench::guarded_main("dsalign_bench_step", [&] { return run(argc, argv); });
 }

@@ -2,6 +2,12 @@
 
 namespace dsalign {
 
+bool DataConfig::selects_domain(const std::string& domain) const {
+  auto contains = [&](const std::vector<std::string>& list) { return std::find(list.begin(), list.end(), domain) != list.end(); };
+  if (!include_domains.empty() && !contains(include_domains)) return false;
+  return !contains(exclude_domains);
+}
+
 DataConfig parse_data_config(YamlReader& r) {
   DataConfig c;
   for (YamlReader& s : r.children("sources")) {

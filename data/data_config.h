@@ -30,6 +30,9 @@ struct DataConfig {
   OnError on_error = OnError::fail;    // bad records: fail (naming file:line) or skip and count
   std::string cache_dir;               // token cache; "" = ~/.cache/dsalign/tokens
   int64_t threads = 0;                 // preprocessing threads; 0 = all cores
+
+  // Whether include_domains / exclude_domains keep an example of this domain.
+  bool selects_domain(const std::string& domain) const;
 };
 
 // Reads `reader` (the `data` mapping) and checks for unknown keys.

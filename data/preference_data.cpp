@@ -93,11 +93,7 @@ PreferenceData prepare_preference_data(const DataConfig& config, const Tokenizer
     PairReport report;
     std::vector<TokenizedPair> pairs = read_preference_pairs(source.path, config, tokenizer, format, report);
     for (auto& p : pairs) {
-      const std::string& domain = p.chosen.domain;
-      bool included = config.include_domains.empty() ||
-                      std::find(config.include_domains.begin(), config.include_domains.end(), domain) != config.include_domains.end();
-      bool excluded = std::find(config.exclude_domains.begin(), config.exclude_domains.end(), domain) != config.exclude_domains.end();
-      if (!included || excluded) {
+      if (!config.selects_domain(p.chosen.domain)) {
         report.filtered_by_domain += 1;
         continue;
       }

@@ -169,12 +169,6 @@ std::string cache_key(const std::string& file_bytes, const DataConfig& config, c
       .hex();
 }
 
-bool domain_selected(const std::string& domain, const DataConfig& config) {
-  auto contains = [&](const std::vector<std::string>& list) { return std::find(list.begin(), list.end(), domain) != list.end(); };
-  if (!config.include_domains.empty() && !contains(config.include_domains)) return false;
-  return !contains(config.exclude_domains);
-}
-
 }  // namespace
 
 fs::path default_token_cache_dir() {
@@ -208,7 +202,7 @@ SftData prepare_sft_data(const DataConfig& config, const Tokenizer& tokenizer, C
     report.path = path.string();
     report.from_cache = hit;
     for (auto& e : tokens->examples) {
-      if (!domain_selected(e.domain, config)) {
+      if (!config.selects_domain(e.domain)) {
         report.filtered_by_domain += 1;
         continue;
       }
@@ -275,7 +269,7 @@ std::vector<PackedRow> pack_examples(const std::vector<const TokenizedExample*>&
 }
 
 std::vector<PackedRow> pack_groups(const std::vector<std::vector<const TokenizedExample*>>& groups, int64_t max_seq_len,
-                                   bool pad, int32_t pad_id) {
+                                   bool pad, int32_t pad_id, size_t max_groups_per_row) {
   std::vector<PackedRow> rows;
   PackedRow row;
   int64_t document = 0;
@@ -298,7 +292,8 @@ std::vector<PackedRow> pack_groups(const std::vector<std::vector<const Tokenized
     int64_t n = 0;
     for (const auto* e : group) n += static_cast<int64_t>(e->ids.size());
     if (n > max_seq_len) fail("a packing unit of ", n, " tokens exceeds max_seq_len ", max_seq_len);
-    if (static_cast<int64_t>(row.ids.size()) + n > max_seq_len) close();
+    if (static_cast<int64_t>(row.ids.size()) + n > max_seq_len || (max_groups_per_row && row.groups == max_groups_per_row))
+      close();
     if (row.groups == 0) row.first_group = g;
     row.groups += 1;
     for (const auto* e : group) {

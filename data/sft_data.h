@@ -60,8 +60,9 @@ std::vector<PackedRow> pack_examples(const std::vector<const TokenizedExample*>&
                                      int32_t pad_id);
 // The same with groups that stay together in one row (a preference pair: chosen, rejected);
 // document ids count examples within the row, so group g's members are consecutive documents.
+// max_groups_per_row: 0 = as many as fit.
 std::vector<PackedRow> pack_groups(const std::vector<std::vector<const TokenizedExample*>>& groups, int64_t max_seq_len,
-                                   bool pad, int32_t pad_id);
+                                   bool pad, int32_t pad_id, size_t max_groups_per_row = 0);
 
 // Share of real tokens in the rows: packing efficiency.
 double packing_efficiency(const std::vector<PackedRow>& rows);

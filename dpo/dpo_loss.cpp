@@ -31,6 +31,7 @@ DpoTerms dpo_terms(const DpoLossConfig& c, const PairLogps& l) {
     t.rejected_rewards = b * t.rejected_logps;
     return t;
   }
+  TORCH_CHECK(l.reference_chosen.defined(), "dpo loss ", dpo_loss_name(c.type), " needs reference log-probs");
   torch::Tensor chosen_ratio = l.policy_chosen - l.reference_chosen;
   torch::Tensor rejected_ratio = l.policy_rejected - l.reference_rejected;
   torch::Tensor h = chosen_ratio - rejected_ratio;

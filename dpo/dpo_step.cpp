@@ -2,29 +2,41 @@
 
 namespace dsalign {
 
-PairLogps score_pairs(CausalLM& policy, const PairBatch& batch, const ReferenceSource& reference, bool needs_reference) {
+DecoderOptions reference_options(const DecoderOptions& policy) {
+  DecoderOptions o = policy;
+  o.param_dtype = policy.compute_dtype;
+  o.activation_checkpointing = false;
+  return o;
+}
+
+PairLogps score_pairs(CausalLM& policy, const PairBatch& batch, const ReferenceSource& reference) {
   SequenceLogps p = sequence_log_probs(policy, batch);
   PairLogps out{p.chosen, p.rejected, {}, {}, batch.chosen_tokens, batch.rejected_tokens};
-  if (!needs_reference) return out;
   if (reference.live) {
     torch::NoGradGuard no_grad;
     SequenceLogps r = sequence_log_probs(*reference.live, batch);
     out.reference_chosen = r.chosen;
     out.reference_rejected = r.rejected;
-  } else {
-    TORCH_CHECK(reference.table, "score_pairs: the loss needs a reference and none was given");
+  } else if (reference.table) {
     std::tie(out.reference_chosen, out.reference_rejected) = reference.table->lookup(batch.pair_ids, p.chosen.device());
   }
   return out;
 }
 
 void DpoMetricSums::add(const DpoTerms& t) {
-  rewards_chosen += t.chosen_rewards.sum().item<double>();
-  rewards_rejected += t.rejected_rewards.sum().item<double>();
-  correct += (t.chosen_rewards > t.rejected_rewards).sum().item<double>();
-  margin += (t.chosen_rewards - t.rejected_rewards).sum().item<double>();
-  logps_chosen += t.chosen_logps.sum().item<double>();
-  logps_rejected += t.rejected_logps.sum().item<double>();
+  // One copy to the host per micro-batch, not one synchronisation per figure.
+  torch::Tensor sums = torch::stack({t.chosen_rewards.sum(), t.rejected_rewards.sum(),
+                                     (t.chosen_rewards > t.rejected_rewards).sum().to(torch::kFloat32),
+                                     (t.chosen_rewards - t.rejected_rewards).sum(), t.chosen_logps.sum(),
+                                     t.rejected_logps.sum()})
+                           .to(torch::kCPU, torch::kFloat64);
+  const double* v = sums.data_ptr<double>();
+  rewards_chosen += v[0];
+  rewards_rejected += v[1];
+  correct += v[2];
+  margin += v[3];
+  logps_chosen += v[4];
+  logps_rejected += v[5];
   pairs += t.losses.size(0);
 }
 
@@ -58,7 +70,7 @@ DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>&
   for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
     PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids,
                                     policy->options.device, pad_id);
-    PairLogps logps = score_pairs(policy, batch, reference, loss.needs_reference());
+    PairLogps logps = score_pairs(policy, batch, reference);
     DpoTerms terms = dpo_terms(loss, logps);
     sums.loss += micro_batch_loss(loss, terms, logps, static_cast<int64_t>(pairs.size()), chosen_tokens).item<double>();
     sums.add(terms);

@@ -10,14 +10,19 @@
 
 namespace dsalign {
 
-// Exactly one of the two is set when the loss needs a reference (neither for simpo).
+// At most one of the two is set; neither when the loss needs no reference (simpo).
 struct ReferenceSource {
   CausalLM* live = nullptr;              // a frozen model run under no_grad
   const ReferenceTable* table = nullptr; // precomputed log-probs of this pair set
 };
 
-// The policy's log-probs (with gradients) and the reference's (without) for each pair.
-PairLogps score_pairs(CausalLM& policy, const PairBatch& batch, const ReferenceSource& reference, bool needs_reference);
+// A frozen reference's options beside a policy's: weights in the compute dtype (no master
+// weights needed), no activation checkpointing (no backward).
+DecoderOptions reference_options(const DecoderOptions& policy);
+
+// The policy's log-probs (with gradients) and, when `reference` has one, the reference's
+// (without) for each pair.
+PairLogps score_pairs(CausalLM& policy, const PairBatch& batch, const ReferenceSource& reference);
 
 // Sums over pairs of what metrics.jsonl logs (as means): loss, rewards/chosen, rewards/rejected,
 // rewards/accuracy (chosen reward > rejected, as TRL counts), rewards/margin, logps/chosen,

@@ -43,19 +43,6 @@ std::vector<StepPairs> epoch_steps(const std::vector<TokenizedPair>& train, cons
   return steps;
 }
 
-double parameter_bytes(CausalLM& model) {
-  double bytes = 0;
-  for (const auto& p : model->parameters()) bytes += static_cast<double>(p.numel() * p.element_size());
-  return bytes;
-}
-
-DecoderOptions reference_options(const DecoderOptions& policy) {
-  DecoderOptions o = policy;
-  o.param_dtype = policy.compute_dtype;  // frozen: no master weights needed
-  o.activation_checkpointing = false;    // no backward
-  return o;
-}
-
 CausalLM load_reference(const fs::path& dir, const DecoderOptions& options) {
   CausalLM model = load_model(dir, options);
   for (auto& p : model->parameters()) p.set_requires_grad(false);
@@ -89,19 +76,23 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   if (needs_reference) {
     const fs::path reference_dir = resolve_model_dir(r.reference.path, "dpo.reference.path");
     const DecoderOptions ro = reference_options(o);
+    const ModelConfig reference_config = load_model_config(reference_dir);
+    const int64_t policy_vocab = load_model_config(policy_dir).vocab_size;
+    if (reference_config.vocab_size != policy_vocab)
+      fail(r.reference.path.string(), " (dpo.reference.path): vocab_size ", reference_config.vocab_size,
+           " differs from the policy's ", policy_vocab);
+    outcome.reference_bytes =
+        static_cast<double>(count_parameters(reference_config).total) * static_cast<double>(c10::elementSize(ro.param_dtype));
     if (precomputed) {
       fs::path cache_dir = r.reference.cache_dir.empty() ? default_reference_cache_dir() : r.reference.cache_dir;
-      std::cerr << "reference: hashing " << reference_dir.string() << " for the log-prob cache\n";
-      fs::path cache = cache_dir / (reference_cache_key(weights_fingerprint(reference_dir), ro, data.train, data.validation) +
+      fs::path cache = cache_dir / (reference_cache_key(weights_fingerprint(reference_dir, cache_dir), ro, data.train,
+                                                        data.validation) +
                                     ".safetensors");
       if (auto tables = read_reference_cache(cache, data.train.size(), data.validation.size())) {
         std::tie(train_table, validation_table) = *tables;
         std::cerr << "reference: precomputed log-probs from " << cache.string() << "\n";
-        ModelConfig config = load_model_config(reference_dir);
-        outcome.reference_bytes = static_cast<double>(count_parameters(config).total) * static_cast<double>(c10::elementSize(ro.param_dtype));
       } else {
         CausalLM reference = load_reference(reference_dir, ro);
-        outcome.reference_bytes = parameter_bytes(reference);
         train_table = compute_reference_table(reference, data.train, r.data.max_seq_len, r.data.packing, r.reference.batch_size,
                                               pad_id, "reference log-probs (train)");
         validation_table = compute_reference_table(reference, data.validation, r.data.max_seq_len, r.data.packing,
@@ -113,7 +104,6 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
                    outcome.reference_bytes / (1024.0 * 1024.0 * 1024.0));
     } else {
       live_reference = load_reference(reference_dir, ro);
-      outcome.reference_bytes = parameter_bytes(*live_reference);
       outcome.reference_resident = true;
       std::fprintf(stderr, "reference: live, %.2f GiB of frozen %s weights resident (dpo.reference.mode=precomputed frees them)\n",
                    outcome.reference_bytes / (1024.0 * 1024.0 * 1024.0), dtype_name(ro.param_dtype).c_str());
@@ -124,16 +114,13 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   if (tokenizer.vocab_size() > model->config.vocab_size)
     fail(policy_dir.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
          model->config.vocab_size);
-  if (live_reference && (*live_reference)->config.vocab_size != model->config.vocab_size)
-    fail(r.reference.path.string(), " (dpo.reference.path): vocab_size ", (*live_reference)->config.vocab_size,
-         " differs from the policy's ", model->config.vocab_size);
   auto optimizer = make_optimizer(model, r.train);
   const ReferenceSource train_reference{live_reference ? &*live_reference : nullptr, precomputed ? &train_table : nullptr};
   const ReferenceSource validation_reference{live_reference ? &*live_reference : nullptr,
                                              precomputed ? &validation_table : nullptr};
 
-  const int64_t steps_per_epoch = static_cast<int64_t>(epoch_steps(data.train, r, 0).size());
-  int64_t total_steps = steps_per_epoch * r.data.epochs;
+  const auto per_step = static_cast<size_t>(r.train.global_batch_size);
+  int64_t total_steps = static_cast<int64_t>((data.train.size() + per_step - 1) / per_step) * r.data.epochs;
   if (r.train.max_steps > 0) total_steps = std::min(total_steps, r.train.max_steps);
   const bool tty = ::isatty(STDERR_FILENO);
 
@@ -190,7 +177,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(r.train.micro_batch_size)) {
         PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(r.train.micro_batch_size)),
                                         sp.ids, o.device, pad_id);
-        PairLogps logps = score_pairs(model, batch, train_reference, needs_reference);
+        PairLogps logps = score_pairs(model, batch, train_reference);
         DpoTerms terms = dpo_terms(r.loss, logps);
         torch::Tensor loss = micro_batch_loss(r.loss, terms, logps, step_pairs, chosen_tokens);
         loss.backward();
@@ -265,10 +252,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
                  v.margin / static_cast<double>(std::max<int64_t>(v.pairs, 1)));
   }
   writer.wait();
-  outcome.final_dir = out / "final";
-  ExportOptions export_options;
-  export_options.overwrite = true;
-  export_chat_checkpoint(model->config, checkpoint_tensors(model), policy_dir, format, outcome.final_dir, export_options);
+  outcome.final_dir = export_final(model, out, policy_dir, format);
   return outcome;
 }
 

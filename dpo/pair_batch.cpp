@@ -14,15 +14,7 @@ std::vector<PackedRow> pair_rows(const std::vector<const TokenizedPair*>& pairs,
   std::vector<std::vector<const TokenizedExample*>> groups;
   groups.reserve(pairs.size());
   for (const TokenizedPair* p : pairs) groups.push_back({&p->chosen, &p->rejected});
-  if (packing) return pack_groups(groups, 2 * max_seq_len, false, pad_id);
-  std::vector<PackedRow> rows;
-  rows.reserve(groups.size());
-  for (size_t g = 0; g < groups.size(); ++g) {
-    std::vector<PackedRow> one = pack_groups({groups[g]}, 2 * max_seq_len, false, pad_id);
-    one[0].first_group = g;
-    rows.push_back(std::move(one[0]));
-  }
-  return rows;
+  return pack_groups(groups, 2 * max_seq_len, false, pad_id, packing ? 0 : 1);
 }
 
 PairBatch collate_pairs(const std::vector<PackedRow>& rows, size_t begin, size_t end, const std::vector<size_t>& ids,

@@ -5,6 +5,7 @@
 #include "model/checkpoint.h"
 #include "model/weight_file.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/hash.h"
 #include "util/progress.h"
 
@@ -37,10 +38,10 @@ ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<To
     PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids,
                                     reference->options.device, pad_id);
     SequenceLogps logps = sequence_log_probs(reference, batch);
-    torch::Tensor c = logps.chosen.cpu(), r = logps.rejected.cpu();
-    for (int64_t k = 0; k < batch.pairs(); ++k) {
-      table.chosen[batch.pair_ids[static_cast<size_t>(k)]] = c[k].item<float>();
-      table.rejected[batch.pair_ids[static_cast<size_t>(k)]] = r[k].item<float>();
+    torch::Tensor c = logps.chosen.cpu().contiguous(), r = logps.rejected.cpu().contiguous();
+    for (size_t k = 0; k < batch.pair_ids.size(); ++k) {
+      table.chosen[batch.pair_ids[k]] = c.data_ptr<float>()[k];
+      table.rejected[batch.pair_ids[k]] = r.data_ptr<float>()[k];
     }
     done += batch.pairs();
     progress.update(done);
@@ -49,11 +50,25 @@ ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<To
   return table;
 }
 
-std::string weights_fingerprint(const fs::path& dir) {
-  Hasher h;
+std::string weights_fingerprint(const fs::path& dir, const fs::path& memo_dir) {
   std::vector<fs::path> files = {dir / "config.json"};
   CheckpointFiles weights = find_checkpoint_files(dir);
   files.insert(files.end(), weights.files.begin(), weights.files.end());
+  std::string stamp;  // what identifies these files without reading them
+  for (const fs::path& f : files)
+    stamp += fs::absolute(f).string() + "|" + std::to_string(fs::file_size(f)) + "|" +
+             std::to_string(fs::last_write_time(f).time_since_epoch().count()) + "\n";
+  const fs::path memo_file = memo_dir / "weights_fingerprints.json";
+  nlohmann::json memo = nlohmann::json::object();
+  if (fs::exists(memo_file)) {
+    try {
+      memo = nlohmann::json::parse(read_text_file(memo_file));
+    } catch (const std::exception&) {
+      memo = nlohmann::json::object();  // unreadable: start over
+    }
+    if (memo.contains(stamp) && memo[stamp].is_string()) return memo[stamp];
+  }
+  Hasher h;
   std::vector<char> buffer(16 << 20);
   for (const fs::path& f : files) {
     std::ifstream in(f, std::ios::binary);
@@ -63,6 +78,13 @@ std::string weights_fingerprint(const fs::path& dir) {
       in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
       h.add(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
     }
+  }
+  memo[stamp] = h.hex();
+  try {  // a memo that cannot be written only costs a rehash next time
+    fs::create_directories(memo_dir);
+    write_file_atomic(memo_file, memo.dump(1));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: %s not written: %s\n", memo_file.c_str(), first_line(e).c_str());
   }
   return h.hex();
 }

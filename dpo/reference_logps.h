@@ -23,8 +23,10 @@ struct ReferenceTable {
 ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<TokenizedPair>& pairs, int64_t max_seq_len,
                                        bool packing, int64_t rows_per_batch, int32_t pad_id, const std::string& label);
 
-// Content hash of a checkpoint directory's config.json and weight files.
-std::string weights_fingerprint(const std::filesystem::path& dir);
+// Content hash of a checkpoint directory's config.json and weight files. Hashing reads every
+// weight byte, so the result is remembered in <memo_dir>/weights_fingerprints.json under the
+// files' paths, sizes and modification times: a rerun or resume does not read them again.
+std::string weights_fingerprint(const std::filesystem::path& dir, const std::filesystem::path& memo_dir);
 
 std::string reference_cache_key(const std::string& weights_fingerprint, const DecoderOptions& options,
                                 const std::vector<TokenizedPair>& train, const std::vector<TokenizedPair>& validation);

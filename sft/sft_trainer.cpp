@@ -224,10 +224,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   if (outcome.validation_loss >= 0) metrics.write({{"step", step}, {"val_loss", outcome.validation_loss}});
   if (r.repetition && r.repetition->at_end && last_repetition_step != step) measure();
   writer.wait();
-  outcome.final_dir = out / "final";
-  ExportOptions export_options;
-  export_options.overwrite = true;
-  export_chat_checkpoint(model->config, checkpoint_tensors(model), model_dir, format, outcome.final_dir, export_options);
+  outcome.final_dir = export_final(model, out, model_dir, format);
   return outcome;
 }
 

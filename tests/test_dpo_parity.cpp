@@ -77,7 +77,7 @@ StepResult step(CausalLM& policy, const std::vector<TokenizedPair>& pairs, const
   std::vector<torch::Tensor> chosen, rejected;
   for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
     PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids, torch::kCPU, 100001);
-    PairLogps logps = score_pairs(policy, batch, reference, loss.needs_reference());
+    PairLogps logps = score_pairs(policy, batch, loss.needs_reference() ? reference : ReferenceSource{});
     DpoTerms terms = dpo_terms(loss, logps);
     torch::Tensor l = micro_batch_loss(loss, terms, logps, static_cast<int64_t>(pairs.size()), chosen_tokens);
     l.backward();

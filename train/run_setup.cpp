@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "model/checkpoint.h"
+#include "model/export.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -127,6 +128,13 @@ CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optim
   snapshot.tokenizer_dir = tokenizer_dir;
   snapshot.keep_last = keep_last;
   return snapshot;
+}
+
+fs::path export_final(CausalLM& model, const fs::path& out, const fs::path& tokenizer_dir, ChatFormat format) {
+  ExportOptions options;
+  options.overwrite = true;
+  export_chat_checkpoint(model->config, checkpoint_tensors(model), tokenizer_dir, format, out / "final", options);
+  return out / "final";
 }
 
 void truncate_metrics(const fs::path& path, int64_t step) {

@@ -58,6 +58,11 @@ CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optim
                                      const TrainingState& state, ChatFormat format,
                                      const std::filesystem::path& tokenizer_dir, int64_t keep_last);
 
+// Writes the run's chat checkpoint, <run_dir>/final (replacing one a previous attempt left), with
+// the tokenizer files of `tokenizer_dir`; returns its path.
+std::filesystem::path export_final(CausalLM& model, const std::filesystem::path& run_dir,
+                                   const std::filesystem::path& tokenizer_dir, ChatFormat format);
+
 // Keeps the metrics lines up to `step` (a killed run may have logged past its last checkpoint).
 void truncate_metrics(const std::filesystem::path& path, int64_t step);
 
