@@ -39,34 +39,23 @@ TokenizedPair random_pair(int64_t seq_len, int64_t prompt_len, int64_t vocab, st
 }
 
 int run(int argc, char** argv) {
-  std::string model_name, device_name, param_dtype, compute_dtype, reference_mode;
-  int64_t seq_len = 0, pairs = 0, steps = 0, warmup = 0, prompt_len = 0;
-  bool checkpointing = false;
-  po::options_description options("dsalign_bench_dpo: time DPO steps on random pairs");
+  bench::ModelFlags flags;
+  std::string reference_mode;
+  int64_t seq_len = 0, pairs = 0, prompt_len = 0;
+  po::options_description options("dsalign_bench_dpo: time DPO steps on random pairs (a live reference holds its weights in the compute dtype)");
+  flags.add_to(options);
   options.add_options()
-      ("model", po::value(&model_name)->default_value("tiny"), "preset name or config.json")
       ("seq-len", po::value(&seq_len)->default_value(256), "tokens per sequence (prompt + response)")
       ("prompt-len", po::value(&prompt_len)->default_value(0), "prompt tokens (0: a quarter of seq-len)")
       ("pairs", po::value(&pairs)->default_value(2), "preference pairs per step (one forward)")
-      ("steps", po::value(&steps)->default_value(5), "timed steps")
-      ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
-      ("device", po::value(&device_name)->default_value("cpu"), "cpu or cuda")
-      ("param-dtype", po::value(&param_dtype)->default_value("fp32"), "policy weights (master) dtype")
-      ("compute-dtype", po::value(&compute_dtype)->default_value("fp32"), "compute dtype (bf16 = autocast); the live reference's weights")
-      ("reference", po::value(&reference_mode)->default_value("live"), "live or precomputed")
-      ("activation-checkpointing", po::bool_switch(&checkpointing), "recompute layers in backward");
+      ("reference", po::value(&reference_mode)->default_value("live"), "live or precomputed");
   po::variables_map vm;
   if (!cli::parse(cli::Args(argv + 1, argv + argc), "dsalign_bench_dpo [options]", options, {}, vm)) return 0;
   if (reference_mode != "live" && reference_mode != "precomputed") fail("--reference must be live or precomputed");
   if (prompt_len == 0) prompt_len = seq_len / 4;
 
-  ModelConfig config = model_preset(model_name) ? *model_preset(model_name) : load_model_config(model_name);
-  DecoderOptions o;
-  o.device = torch::Device(device_name);
-  o.param_dtype = parse_dtype(param_dtype);
-  o.compute_dtype = parse_dtype(compute_dtype);
-  o.activation_checkpointing = checkpointing;
-  if (o.device.is_cuda() && !torch::cuda::is_available()) fail("--device cuda: no CUDA device");
+  const ModelConfig config = flags.config();
+  const DecoderOptions o = flags.options();
 
   std::mt19937_64 rng(1);
   std::vector<TokenizedPair> data;
@@ -99,12 +88,12 @@ int run(int argc, char** argv) {
     adamw.step();
     adamw.zero_grad();
   };
-  const double seconds = bench::time_steps(step, warmup, steps, o.device);
-  double tokens_per_s = static_cast<double>(steps * pairs * 2 * seq_len) / seconds;
-  std::printf("model %s seq %lld pairs %lld device %s params %s compute %s reference %s%s\n", model_name.c_str(),
-              static_cast<long long>(seq_len), static_cast<long long>(pairs), device_name.c_str(), param_dtype.c_str(),
-              compute_dtype.c_str(), reference_mode.c_str(), checkpointing ? " +checkpointing" : "");
-  std::printf("policy tokens/s %.1f  step %.3f s  peak memory %s\n", tokens_per_s, seconds / static_cast<double>(steps),
+  const double seconds = bench::time_steps(step, flags.warmup, flags.steps, o.device);
+  double tokens_per_s = static_cast<double>(flags.steps * pairs * 2 * seq_len) / seconds;
+  std::printf("model %s seq %lld pairs %lld device %s params %s compute %s reference %s%s\n", flags.model.c_str(),
+              static_cast<long long>(seq_len), static_cast<long long>(pairs), flags.device.c_str(), flags.param_dtype.c_str(),
+              flags.compute_dtype.c_str(), reference_mode.c_str(), flags.checkpointing ? " +checkpointing" : "");
+  std::printf("policy tokens/s %.1f  step %.3f s  peak memory %s\n", tokens_per_s, seconds / static_cast<double>(flags.steps),
               human_bytes(peak_memory_bytes(o.device)).c_str());
   return 0;
 }

@@ -21,33 +21,22 @@ namespace po = dsalign::cli::po;
 namespace {
 
 int run(int argc, char** argv) {
-  std::string model_name, device_name, param_dtype, compute_dtype;
-  int64_t seq_len = 0, batch = 0, steps = 0, warmup = 0;
+  bench::ModelFlags flags;
+  int64_t seq_len = 0, batch = 0;
   double peak_tflops = 0;
-  bool checkpointing = false, optimizer_step = false;
+  bool optimizer_step = false;
   po::options_description options("dsalign_bench_step: time training steps on random tokens");
+  flags.add_to(options);
   options.add_options()
-      ("model", po::value(&model_name)->default_value("tiny"), "preset name or config.json")
       ("seq-len", po::value(&seq_len)->default_value(256), "tokens per sequence")
       ("batch", po::value(&batch)->default_value(2), "sequences per step (micro-batch)")
-      ("steps", po::value(&steps)->default_value(5), "timed steps")
-      ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
-      ("device", po::value(&device_name)->default_value("cpu"), "cpu or cuda")
-      ("param-dtype", po::value(&param_dtype)->default_value("fp32"), "weights (master) dtype")
-      ("compute-dtype", po::value(&compute_dtype)->default_value("fp32"), "compute dtype (bf16 = autocast)")
-      ("activation-checkpointing", po::bool_switch(&checkpointing), "recompute layers in backward")
       ("adamw", po::bool_switch(&optimizer_step), "include an AdamW step (fp32 states)")
       ("peak-tflops", po::value(&peak_tflops)->default_value(0), "device peak for MFU (0: 989 on H100/H200 bf16, else no MFU)");
   po::variables_map vm;
   if (!cli::parse(cli::Args(argv + 1, argv + argc), "dsalign_bench_step [options]", options, {}, vm)) return 0;
 
-  ModelConfig config = model_preset(model_name) ? *model_preset(model_name) : load_model_config(model_name);
-  DecoderOptions o;
-  o.device = torch::Device(device_name);
-  o.param_dtype = parse_dtype(param_dtype);
-  o.compute_dtype = parse_dtype(compute_dtype);
-  o.activation_checkpointing = checkpointing;
-  if (o.device.is_cuda() && !torch::cuda::is_available()) fail("--device cuda: no CUDA device");
+  const ModelConfig config = flags.config();
+  const DecoderOptions o = flags.options();
   if (peak_tflops == 0 && o.device.is_cuda()) peak_tflops = 989.0;  // H100/H200 SXM dense bf16
 
   CausalLM model(config, o);
@@ -64,13 +53,13 @@ int run(int argc, char** argv) {
     if (adamw) adamw->step();
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   };
-  const double seconds = bench::time_steps(step, warmup, steps, o.device);
-  double tokens_per_s = static_cast<double>(steps * batch * seq_len) / seconds;
+  const double seconds = bench::time_steps(step, flags.warmup, flags.steps, o.device);
+  double tokens_per_s = static_cast<double>(flags.steps * batch * seq_len) / seconds;
   double flops = training_flops_per_token(config, seq_len) * tokens_per_s;
-  std::printf("model %s seq %lld batch %lld device %s params %s compute %s%s%s\n", model_name.c_str(),
-              static_cast<long long>(seq_len), static_cast<long long>(batch), device_name.c_str(), param_dtype.c_str(),
-              compute_dtype.c_str(), checkpointing ? " +checkpointing" : "", adamw ? " +adamw" : "");
-  std::printf("tokens/s %.1f  step %.3f s  TFLOP/s %.2f  MFU %s  peak memory %s\n", tokens_per_s, seconds / steps,
+  std::printf("model %s seq %lld batch %lld device %s params %s compute %s%s%s\n", flags.model.c_str(),
+              static_cast<long long>(seq_len), static_cast<long long>(batch), flags.device.c_str(), flags.param_dtype.c_str(),
+              flags.compute_dtype.c_str(), flags.checkpointing ? " +checkpointing" : "", adamw ? " +adamw" : "");
+  std::printf("tokens/s %.1f  step %.3f s  TFLOP/s %.2f  MFU %s  peak memory %s\n", tokens_per_s, seconds / flags.steps,
               flops / 1e12, peak_tflops > 0 ? std::to_string(flops / 1e12 / peak_tflops).substr(0, 5).c_str() : "n/a",
               human_bytes(peak_memory_bytes(o.device)).c_str());
   return 0;

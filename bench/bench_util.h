@@ -7,10 +7,40 @@
 
 #include <torch/torch.h>
 
+#include "cli/args.h"
+#include "model/checkpoint.h"
 #include "train/device_memory.h"
 #include "util/error.h"
 
 namespace dsalign::bench {
+
+// The model flags every step benchmark takes: shape, device, dtypes, checkpointing, step counts.
+struct ModelFlags {
+  std::string model, device, param_dtype, compute_dtype;
+  int64_t steps = 0, warmup = 0;
+  bool checkpointing = false;
+
+  void add_to(cli::po::options_description& options) {
+    options.add_options()
+        ("model", cli::po::value(&model)->default_value("tiny"), "preset name or config.json")
+        ("steps", cli::po::value(&steps)->default_value(5), "timed steps")
+        ("warmup", cli::po::value(&warmup)->default_value(2), "untimed steps first")
+        ("device", cli::po::value(&device)->default_value("cpu"), "cpu or cuda")
+        ("param-dtype", cli::po::value(&param_dtype)->default_value("fp32"), "weights (master) dtype")
+        ("compute-dtype", cli::po::value(&compute_dtype)->default_value("fp32"), "compute dtype (bf16 = autocast)")
+        ("activation-checkpointing", cli::po::bool_switch(&checkpointing), "recompute layers in backward");
+  }
+  ModelConfig config() const { return model_preset(model) ? *model_preset(model) : load_model_config(model); }
+  DecoderOptions options() const {
+    DecoderOptions o;
+    o.device = torch::Device(device);
+    o.param_dtype = parse_dtype(param_dtype);
+    o.compute_dtype = parse_dtype(compute_dtype);
+    o.activation_checkpointing = checkpointing;
+    if (o.device.is_cuda() && !torch::cuda::is_available()) fail("--device cuda: no CUDA device");
+    return o;
+  }
+};
 
 inline void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
