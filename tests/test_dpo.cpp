@@ -218,3 +218,26 @@ TEST(Dpo, ShippedRecipes) {
     EXPECT_EQ(p.stages.back().from, dpo.output / "final") << shipped << ": the chat checkpoint is the DPO model";
   }
 }
+
+// A broken reference cache or fingerprint memo costs a recompute, never a wrong or failed run; a
+// reference path that is not a checkpoint, or one with another vocabulary, is an error naming
+// dpo.reference.path.
+TEST(Dpo, BadReferenceInputs) {
+  DpoFixture f;
+  const std::vector<std::string> precomputed = {"train.max_steps=1", "dpo.reference.mode=precomputed"};
+  f.run(precomputed);
+  const double first = losses(f.metrics()).at(0);
+  for (const auto& e : fs::directory_iterator(f.tmp.path / "refcache")) {
+    std::ofstream(e.path(), std::ios::trunc) << "not a safetensors file {";  // cache entry and memo alike
+  }
+  f.run(precomputed);
+  EXPECT_NEAR(losses(f.metrics()).at(0), first, 1e-6) << "recomputed after the cache was corrupted";
+
+  EXPECT_NE(error_of([&] { f.run({"dpo.reference.path=nowhere"}); }).find("(dpo.reference.path): expected a Hugging Face checkpoint"),
+            std::string::npos);
+  SaveOptions save;
+  save.dtype = torch::kFloat32;
+  init_checkpoint(*model_preset("tiny"), 0, f.tmp.path / "other", save);
+  EXPECT_NE(error_of([&] { f.run({"dpo.reference.path=other"}); }).find("(dpo.reference.path): vocab_size 512 differs"),
+            std::string::npos);
+}
