@@ -51,6 +51,14 @@ const char* chat_format_name(ChatFormat format) {
 
 std::string chat_format_names() { return "deepseek-llm, deepseek-coder"; }
 
+ResponseSpan response_span_from_name(const std::string& name) {
+  if (name == "rendered") return ResponseSpan::rendered;
+  if (name == "end_of_turn") return ResponseSpan::end_of_turn;
+  fail("unknown response span '", name, "' (expected rendered or end_of_turn)");
+}
+
+const char* response_span_name(ResponseSpan span) { return span == ResponseSpan::rendered ? "rendered" : "end_of_turn"; }
+
 std::optional<ChatFormat> recognise_chat_template(const std::string& jinja) {
   std::string t = normalise_newlines(jinja);
   if (t == kDeepSeekLlmTemplate) return ChatFormat::deepseek_llm;
@@ -94,7 +102,7 @@ RenderedChat render_chat(ChatFormat format, const std::vector<ChatMessage>& mess
         t += "Assistant:";  // the generation prompt; what follows is generated
         size_t begin = t.size();
         t += " " + m.content + eos_token;
-        out.assistant_spans.emplace_back(begin, t.size());
+        out.assistant_spans.push_back({begin, t.size(), t.size()});
       } else {
         t += m.content + "\n\n";
       }
@@ -113,8 +121,9 @@ RenderedChat render_chat(ChatFormat format, const std::vector<ChatMessage>& mess
         t += "### Response:\n";  // the generation prompt
         size_t begin = t.size();
         t += m.content + "\n<|EOT|>";
-        out.assistant_spans.emplace_back(begin, t.size());
+        size_t end_of_turn = t.size();
         t += "\n";
+        out.assistant_spans.push_back({begin, end_of_turn, t.size()});
       }
     }
     if (add_generation_prompt) t += "### Response:\n";
@@ -123,24 +132,24 @@ RenderedChat render_chat(ChatFormat format, const std::vector<ChatMessage>& mess
 }
 
 TokenizedChat tokenize_chat(const Tokenizer& tokenizer, ChatFormat format, const std::vector<ChatMessage>& messages,
-                            bool add_generation_prompt, bool train_on_all, EncodeScratch& scratch,
-                            size_t skip_assistant_turns) {
+                            bool add_generation_prompt, const ChatLossOptions& loss, EncodeScratch& scratch) {
   RenderedChat chat = render_chat(format, messages, tokenizer.settings().bos_token, tokenizer.settings().eos_token,
                                   add_generation_prompt);
-  chat.assistant_spans.erase(chat.assistant_spans.begin(),
-                             chat.assistant_spans.begin() +
-                                 static_cast<std::ptrdiff_t>(std::min(skip_assistant_turns, chat.assistant_spans.size())));
+  std::vector<std::pair<size_t, size_t>> spans;  // [begin, end) bytes that carry loss, in order
+  for (size_t k = loss.skip_assistant_turns; k < chat.assistant_spans.size(); ++k) {
+    const AssistantSpan& a = chat.assistant_spans[k];
+    spans.emplace_back(a.begin, loss.span == ResponseSpan::rendered ? a.end : a.end_of_turn);
+  }
   TokenizedChat out;
   Tokenizer::Offsets offsets;
   tokenizer.encode(chat.text, false, out.ids, scratch, &offsets);
-  out.loss_mask.assign(out.ids.size(), train_on_all ? 1 : 0);
-  if (!train_on_all) {
+  out.loss_mask.assign(out.ids.size(), loss.train_on_all ? 1 : 0);
+  if (!loss.train_on_all) {
     size_t span = 0;
     for (size_t i = 0; i < out.ids.size(); ++i) {
       auto [begin, end] = offsets[i];
-      while (span < chat.assistant_spans.size() && chat.assistant_spans[span].second <= begin) ++span;
-      if (span < chat.assistant_spans.size() && end > chat.assistant_spans[span].first && begin < chat.assistant_spans[span].second)
-        out.loss_mask[i] = 1;
+      while (span < spans.size() && spans[span].second <= begin) ++span;
+      if (span < spans.size() && end > spans[span].first && begin < spans[span].second) out.loss_mask[i] = 1;
     }
   }
   return out;

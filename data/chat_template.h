@@ -21,11 +21,29 @@ struct ChatMessage {
   std::string content;
 };
 
+// Which bytes of an assistant turn carry loss.
+enum class ResponseSpan {
+  // Everything the template renders for the turn after the generation prompt: what TRL trains on
+  // (DPOTrainer's and SFTTrainer's completion ids, the {% generation %} span of its training
+  // templates). deepseek-coder: "content\n<|EOT|>\n", the newline after <|EOT|> included.
+  rendered,
+  // Up to and including the end-of-turn token (deepseek-coder: without that last newline).
+  end_of_turn,
+};
+
+// "rendered" | "end_of_turn"; anything else is an Error naming both.
+ResponseSpan response_span_from_name(const std::string& name);
+const char* response_span_name(ResponseSpan span);
+
+// One assistant turn in the rendered text, as byte offsets: [begin, end) is the rendered turn
+// after the generation prompt, [begin, end_of_turn) stops after the end-of-turn token.
+struct AssistantSpan {
+  size_t begin = 0, end_of_turn = 0, end = 0;
+};
+
 struct RenderedChat {
   std::string text;
-  // Byte ranges of `text` that carry loss: for each assistant turn, everything after the
-  // generation prompt up to and including the end-of-turn token.
-  std::vector<std::pair<size_t, size_t>> assistant_spans;
+  std::vector<AssistantSpan> assistant_spans;
 };
 
 // "deepseek-llm" | "deepseek-coder"; anything else is an Error listing the built-in names.
@@ -52,12 +70,17 @@ struct TokenizedChat {
   std::vector<uint8_t> loss_mask;  // 1 where the token carries loss
 };
 
+struct ChatLossOptions {
+  bool train_on_all = false;                     // every token carries loss
+  ResponseSpan span = ResponseSpan::rendered;    // otherwise: these bytes of each assistant turn
+  size_t skip_assistant_turns = 0;               // the first K assistant turns carry none (a
+                                                 // preference pair's prompt may hold earlier turns)
+};
+
 // Renders and tokenizes the whole text at once (so ids equal tokenizing apply_chat_template's
-// output); a token carries loss when it overlaps an assistant span, or always with train_on_all.
-// The first `skip_assistant_turns` assistant turns carry no loss (a preference pair's prompt may
-// hold earlier turns; only the response is scored).
+// output); a token carries loss when it overlaps an assistant span (as transformers'
+// return_assistant_tokens_mask marks the tokens from the span's first to its last byte).
 TokenizedChat tokenize_chat(const Tokenizer& tokenizer, ChatFormat format, const std::vector<ChatMessage>& messages,
-                            bool add_generation_prompt, bool train_on_all, EncodeScratch& scratch,
-                            size_t skip_assistant_turns = 0);
+                            bool add_generation_prompt, const ChatLossOptions& loss, EncodeScratch& scratch);
 
 }  // namespace dsalign

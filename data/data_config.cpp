@@ -33,6 +33,7 @@ DataConfig parse_data_config(YamlReader& r) {
   if (c.epochs < 1) r.error("epochs", "must be at least 1, got ", c.epochs);
   c.chat_template = r.choice("chat_template", {"auto", "deepseek-llm", "deepseek-coder"}, "auto");
   c.train_on_all = r.boolean("train_on_all", false);
+  c.response_span = response_span_from_name(r.choice("response_span", {"rendered", "end_of_turn"}, "rendered"));
   c.on_error = r.choice("on_error", {"fail", "skip"}, "fail") == "fail" ? OnError::fail : OnError::skip;
   c.cache_dir = r.string("cache_dir", "");
   c.threads = r.integer("threads", 0);

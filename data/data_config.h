@@ -27,6 +27,9 @@ struct DataConfig {
   int64_t epochs = 1;
   std::string chat_template = "auto";  // auto | deepseek-llm | deepseek-coder
   bool train_on_all = false;           // loss on every token, not only the assistant's
+  // Which bytes of an assistant turn carry loss: rendered (TRL's: all the template renders after
+  // the generation prompt) or end_of_turn (stop after the end-of-turn token).
+  ResponseSpan response_span = ResponseSpan::rendered;
   OnError on_error = OnError::fail;    // bad records: fail (naming file:line) or skip and count
   std::string cache_dir;               // token cache; "" = ~/.cache/dsalign/tokens
   int64_t threads = 0;                 // preprocessing threads; 0 = all cores

@@ -37,7 +37,8 @@ std::vector<TokenizedPair> read_preference_pairs(const fs::path& path, const Dat
         auto side = [&](const std::vector<ChatMessage>& response) {
           std::vector<ChatMessage> messages = r.prompt;
           messages.insert(messages.end(), response.begin(), response.end());
-          return tokenize_chat(tokenizer, format, messages, false, false, scratch, prompt_assistant_turns);
+          return tokenize_chat(tokenizer, format, messages, false, {false, config.response_span, prompt_assistant_turns},
+                              scratch);
         };
         TokenizedChat chosen = side(r.chosen), rejected = side(r.rejected);
         if (chosen.ids == rejected.ids) {

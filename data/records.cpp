@@ -105,6 +105,7 @@ std::vector<SftRecord> read_sft_jsonl(const std::filesystem::path& path, OnError
       r.messages = parse_messages(record["messages"], "messages");
     } else if (record.contains("prompt") || record.contains("response")) {
       r.messages = turn_or_messages(record, "prompt", "user");
+      for (const auto& m : r.messages) r.prompt_assistant_turns += m.role == "assistant";
       auto response = turn_or_messages(record, "response", "assistant");
       r.messages.insert(r.messages.end(), response.begin(), response.end());
     } else if (record.contains("text")) {

@@ -16,6 +16,9 @@ enum class OnError { fail, skip };
 
 struct SftRecord {
   std::vector<ChatMessage> messages;
+  // prompt/response records: the assistant turns inside the prompt, which carry no loss (only the
+  // response does, as in TRL's completion-only loss).
+  size_t prompt_assistant_turns = 0;
   std::string text;    // a plain-text record (then messages is empty)
   std::string domain;  // "" when the record has none
   size_t line = 0;

@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr char kCacheMagic[8] = {'D', 'S', 'T', 'O', 'K', 'v', '1', '\n'};
+constexpr char kCacheMagic[8] = {'D', 'S', 'T', 'O', 'K', 'v', '2', '\n'};  // v2: TRL's response spans
 
 // What one source file becomes before domain filtering (what the cache holds).
 struct SourceTokens {
@@ -127,7 +127,8 @@ SourceTokens tokenize_source(const fs::path& path, uint32_t source, const DataCo
             if (auto eos = tokenizer.eos_id()) c.ids.push_back(*eos);
             c.loss_mask.assign(c.ids.size(), 1);
           } else {
-            chats[i] = tokenize_chat(tokenizer, format, records[i].messages, false, config.train_on_all, scratch);
+            chats[i] = tokenize_chat(tokenizer, format, records[i].messages, false,
+                                     {config.train_on_all, config.response_span, records[i].prompt_assistant_turns}, scratch);
           }
         } catch (const Error& e) {
           fail(path.string(), ":", records[i].line, ": ", e.what());
@@ -162,6 +163,7 @@ std::string cache_key(const std::string& file_bytes, const DataConfig& config, c
       .add(tokenizer.fingerprint())
       .add(std::string(chat_format_name(format)))
       .add(uint64_t{config.train_on_all})
+      .add(std::string(response_span_name(config.response_span)))
       .add(static_cast<uint64_t>(config.max_seq_len))
       .add(uint64_t{config.overflow == Overflow::drop})
       .add(uint64_t{config.on_error == OnError::skip})

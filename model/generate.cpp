@@ -11,7 +11,7 @@ std::vector<std::vector<int32_t>> chat_prompt_ids(const Tokenizer& tokenizer, Ch
                                                   const std::vector<std::string>& user_messages) {
   EncodeScratch scratch;
   std::vector<std::vector<int32_t>> ids;
-  for (const auto& m : user_messages) ids.push_back(tokenize_chat(tokenizer, format, {{"user", m}}, true, false, scratch).ids);
+  for (const auto& m : user_messages) ids.push_back(tokenize_chat(tokenizer, format, {{"user", m}}, true, ChatLossOptions{}, scratch).ids);
   return ids;
 }
 

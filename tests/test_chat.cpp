@@ -35,7 +35,7 @@ void expect_chat_parity(const std::string& name) {
     bool generation = row["add_generation_prompt"];
     RenderedChat chat = render_chat(format, messages, tokenizer.settings().bos_token, tokenizer.settings().eos_token, generation);
     EXPECT_EQ(chat.text, row["text"].get<std::string>()) << name << " row " << rows;
-    TokenizedChat tokens = tokenize_chat(tokenizer, format, messages, generation, false, scratch);
+    TokenizedChat tokens = tokenize_chat(tokenizer, format, messages, generation, ChatLossOptions{}, scratch);
     EXPECT_EQ(tokens.ids, row["ids"].get<std::vector<int32_t>>()) << name << " row " << rows;
     ++rows;
   }
@@ -62,25 +62,41 @@ std::vector<std::string> loss_runs(const Tokenizer& tokenizer, const TokenizedCh
 TEST(Chat, DeepSeekLlmMatchesTransformers) { expect_chat_parity("deepseek-llm"); }
 TEST(Chat, DeepSeekCoderMatchesTransformers) { expect_chat_parity("deepseek-coder"); }
 
-TEST(Chat, LossMaskCoversAssistantTurnsAndEndOfTurn) {
+// The default span is TRL's: everything the template renders after the generation prompt. For
+// deepseek-coder that ends with the newline after <|EOT|>; end_of_turn stops at <|EOT|>.
+TEST(Chat, LossMaskCoversWhatTheTemplateRendersAfterTheGenerationPrompt) {
   EncodeScratch scratch;
   std::vector<ChatMessage> conversation = {
       {"system", "Be brief."}, {"user", "Hi there"}, {"assistant", "Hello! How can I help?"},
       {"user", "2+2?"},        {"assistant", "4"}};
   Tokenizer llm = Tokenizer::load(assets() / "deepseek-llm");
-  auto runs = loss_runs(llm, tokenize_chat(llm, ChatFormat::deepseek_llm, conversation, false, false, scratch));
-  ASSERT_EQ(runs.size(), 2u);
-  EXPECT_EQ(runs[0], " Hello! How can I help?<｜end▁of▁sentence｜>");
-  EXPECT_EQ(runs[1], " 4<｜end▁of▁sentence｜>");
+  for (ResponseSpan span : {ResponseSpan::rendered, ResponseSpan::end_of_turn}) {
+    auto runs = loss_runs(llm, tokenize_chat(llm, ChatFormat::deepseek_llm, conversation, false, {false, span, 0}, scratch));
+    ASSERT_EQ(runs.size(), 2u);
+    EXPECT_EQ(runs[0], " Hello! How can I help?<｜end▁of▁sentence｜>");
+    EXPECT_EQ(runs[1], " 4<｜end▁of▁sentence｜>");
+  }
 
   Tokenizer coder = Tokenizer::load(assets() / "deepseek-coder");
-  runs = loss_runs(coder, tokenize_chat(coder, ChatFormat::deepseek_coder, conversation, false, false, scratch));
+  auto runs = loss_runs(coder, tokenize_chat(coder, ChatFormat::deepseek_coder, conversation, false, ChatLossOptions{}, scratch));
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0], "Hello! How can I help?\n<|EOT|>\n");
+  EXPECT_EQ(runs[1], "4\n<|EOT|>\n");
+  runs = loss_runs(coder, tokenize_chat(coder, ChatFormat::deepseek_coder, conversation, false,
+                                        {false, ResponseSpan::end_of_turn, 0}, scratch));
   ASSERT_EQ(runs.size(), 2u);
   EXPECT_EQ(runs[0], "Hello! How can I help?\n<|EOT|>");
   EXPECT_EQ(runs[1], "4\n<|EOT|>");
 
-  TokenizedChat all = tokenize_chat(coder, ChatFormat::deepseek_coder, conversation, false, true, scratch);
+  // skip_assistant_turns: only the last turn is scored (a preference pair's response).
+  runs = loss_runs(coder, tokenize_chat(coder, ChatFormat::deepseek_coder, conversation, false,
+                                        {false, ResponseSpan::rendered, 1}, scratch));
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0], "4\n<|EOT|>\n");
+
+  TokenizedChat all = tokenize_chat(coder, ChatFormat::deepseek_coder, conversation, false, {true}, scratch);
   EXPECT_EQ(std::count(all.loss_mask.begin(), all.loss_mask.end(), 1), static_cast<long>(all.ids.size()));
+  EXPECT_THROW(response_span_from_name("eot"), Error);
 }
 
 TEST(Chat, UnknownTemplatesAndRolesAreErrors) {

@@ -167,7 +167,7 @@ TEST(Parity, ExportedChatCheckpointLoadsAndGeneratesInTransformers) {
 
   const std::string prompt = "Write a function that adds two numbers.";
   EncodeScratch scratch;
-  std::vector<int32_t> prompt_ids = tokenize_chat(tokenizer, ChatFormat::deepseek_coder, {{"user", prompt}}, true, false, scratch).ids;
+  std::vector<int32_t> prompt_ids = tokenize_chat(tokenizer, ChatFormat::deepseek_coder, {{"user", prompt}}, true, ChatLossOptions{}, scratch).ids;
   GenerationOptions g;
   g.max_new_tokens = 24;
   g.stop_ids = {*tokenizer.token_to_id("<|EOT|>")};

@@ -9,8 +9,10 @@
 #include <sstream>
 #include <thread>
 
+#include "eval/repetition.h"
 #include "model/checkpoint.h"
 #include "model/export.h"
+#include "model/generate.h"
 #include "sft/pipeline.h"
 #include "sft/sft_trainer.h"
 #include "util/error.h"
@@ -244,6 +246,38 @@ TEST(Sft, RepetitionRatioFallsAfterTraining) {
   EXPECT_FALSE(first_case["unit_tokens"].empty());
   EXPECT_FALSE(first_case["prompt"].get<std::string>().empty());
   EXPECT_GE(first_case["repeats"].get<double>(), 3.0);
+
+  // Trained on TRL's span, "content\n<|EOT|>\n", the exported chat model still stops at <|EOT|>:
+  // generation_config.json names it as EOS, a response ends there (terminated, without it), and
+  // the newline the model learned to put after it is never generated.
+  const fs::path final_dir = tmp.path / "sft" / "final";
+  Tokenizer tokenizer = Tokenizer::load(final_dir);
+  const int32_t eot = *tokenizer.token_to_id("<|EOT|>");
+  auto generation_config = nlohmann::json::parse(read_text_file(final_dir / "generation_config.json"));
+  EXPECT_EQ(generation_config["eos_token_id"].get<int32_t>(), eot);
+  CausalLM chat = load_model(final_dir, DecoderOptions{});
+  std::vector<std::string> prompts;
+  for (const auto& p : read_eval_prompts(quickstart / "data" / "heldout_prompts.jsonl", 8)) prompts.push_back(p.prompt);
+  auto prompt_ids = chat_prompt_ids(tokenizer, ChatFormat::deepseek_coder, prompts);
+  auto responses = generate_greedy(chat, prompt_ids, chat_generation_options(tokenizer, ChatFormat::deepseek_coder, 32, 8));
+  int terminated = 0;
+  for (size_t i = 0; i < responses.size(); ++i) {
+    const Generation& g = responses[i];
+    EXPECT_EQ(std::count(g.tokens.begin(), g.tokens.end(), eot), 0) << "response " << i;
+    if (!g.terminated) continue;
+    ++terminated;
+    EXPECT_FALSE(find_repetition(g.tokens, true, RepetitionRule{}).has_value());
+    // What follows <|EOT|> in training is "\n": the model predicts it, generation never reaches it.
+    std::vector<int32_t> ids = prompt_ids[i];
+    ids.insert(ids.end(), g.tokens.begin(), g.tokens.end());
+    ids.push_back(eot);
+    torch::NoGradGuard no_grad;
+    DecoderInput input;
+    input.input_ids = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
+    torch::Tensor logits = chat->forward(input);
+    EXPECT_EQ(tokenizer.decode({static_cast<int32_t>(logits[0][-1].argmax().item<int64_t>())}), "\n") << "response " << i;
+  }
+  EXPECT_GE(terminated, 6) << "most answers end their turn";
 }
 
 // --resume names a directory that is not a complete checkpoint: a one-line error, no training.

@@ -4,17 +4,21 @@
 
 usage: make_dpo_cases.py OUT_DIR
 
-Writes, from fixed seeds:
-  OUT_DIR/policy/, OUT_DIR/reference/   tiny LlamaForCausalLM checkpoints (fp32, safetensors) with
-                                        the deepseek-llm tokenizer files; the reference is the
-                                        policy with perturbed weights, so rewards are not zero
-  OUT_DIR/pairs.jsonl                   conversational preference pairs ({prompt, chosen, rejected}
+Writes, from fixed seeds, for each DeepSeek chat format F (deepseek-llm, deepseek-coder; each
+with its own tokenizer and the chat template it ships):
+  OUT_DIR/F/policy/, OUT_DIR/F/reference/  tiny LlamaForCausalLM checkpoints (fp32, safetensors)
+                                        with F's tokenizer files; the reference is the policy with
+                                        perturbed weights, so rewards are not zero
+  OUT_DIR/F/pairs.jsonl                 conversational preference pairs ({prompt, chosen, rejected}
                                         as message lists), the file both TRL and dsalign read
-  OUT_DIR/expected.json                 per loss case: TRL's loss, per-pair policy and reference
+  OUT_DIR/F/expected.json               per loss case: TRL's loss, per-pair policy and reference
                                         log-probs, its logged rewards/* and logps/* metrics; and the
                                         token ids TRL trained on (prompt_ids, chosen_ids,
                                         rejected_ids per pair)
-  OUT_DIR/grads.safetensors             per case, "<case>" = d loss / d GRAD_PARAM of the policy
+  OUT_DIR/F/grads.safetensors           per case, "<case>" = d loss / d GRAD_PARAM of the policy
+
+TRL's completion is everything the template renders after the generation prompt: for
+deepseek-coder that is "content\n<|EOT|>\n", so its chosen_ids end with <|EOT|> and a newline.
 
 How each dsalign loss maps onto TRL 1.16 (the version pinned in scripts/requirements-oracles.txt):
   sigmoid   DPOTrainer loss_type=["sigmoid"]
@@ -35,32 +39,18 @@ import os
 import shutil
 import sys
 import tempfile
-import warnings
 
 import torch
 from datasets import Dataset
 from safetensors.torch import save_file
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-from transformers.utils import logging as hf_logging
+from transformers import AutoTokenizer, LlamaForCausalLM
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TOK_DIR = os.path.join(REPO, "assets", "tokenizers", "deepseek-llm")
+from trl_oracle_util import TOK_ROOT, a, quiet, s, tiny_config, u
+
 GRAD_PARAM = "model.layers.1.self_attn.q_proj.weight"
 
 
-def u(c):
-    return {"role": "user", "content": c}
-
-
-def a(c):
-    return {"role": "assistant", "content": c}
-
-
-def s(c):
-    return {"role": "system", "content": c}
-
-
-PAIRS = [
+LLM_PAIRS = [
     {"prompt": [u("What is the capital of France?")],
      "chosen": [a("The capital of France is Paris.")],
      "rejected": [a("France is a country in Europe. Its capital is Lyon, I think, or maybe Marseille.")]},
@@ -75,6 +65,28 @@ PAIRS = [
      "rejected": [a("不知道。不知道。不知道。")]},
 ]
 
+# deepseek-coder: no system message (so the template's default system prompt), a system message of
+# our own, a multi-turn prompt, code, Chinese.
+CODER_PAIRS = [
+    {"prompt": [u("Write a Python function that reverses a string.")],
+     "chosen": [a("```python\ndef reverse(s):\n    return s[::-1]\n```")],
+     "rejected": [a("def reverse(s): return s")]},
+    {"prompt": [s("You are a terse code reviewer."), u("Is `x == None` fine in Python?")],
+     "chosen": [a("Use `x is None`: `==` can be overridden.")],
+     "rejected": [a("Yes, it is always fine.")]},
+    {"prompt": [u("What does `git stash` do?"), a("It shelves your uncommitted changes."), u("How do I get them back?")],
+     "chosen": [a("Run `git stash pop`.")],
+     "rejected": [a("You cannot get them back.")]},
+    {"prompt": [u("用 C 语言写一个返回两个整数中较大者的函数。")],
+     "chosen": [a("```c\nint max(int a, int b) { return a > b ? a : b; }\n```")],
+     "rejected": [a("```c\nint max(int a, int b) { return a; }\n```")]},
+    {"prompt": [u("Explain recursion in one sentence.")],
+     "chosen": [a("A function that solves a problem by calling itself on smaller inputs.")],
+     "rejected": [a("Recursion is recursion is recursion is recursion.")]},
+]
+
+PAIRS = {"deepseek-llm": LLM_PAIRS, "deepseek-coder": CODER_PAIRS}
+
 CASES = {
     "sigmoid": dict(beta=0.1),
     "cdpo": dict(beta=0.1, label_smoothing=0.2),
@@ -86,17 +98,10 @@ CASES = {
 }
 
 
-def tiny_config(vocab):
-    return LlamaConfig(hidden_size=32, intermediate_size=88, num_hidden_layers=2, num_attention_heads=4,
-                       num_key_value_heads=2, vocab_size=vocab, rms_norm_eps=1e-6, rope_theta=10000.0,
-                       max_position_embeddings=4096, tie_word_embeddings=False, bos_token_id=100000,
-                       eos_token_id=100001, initializer_range=0.2)
-
-
-def save_checkpoint(model, out):
+def save_checkpoint(model, out, tok_dir):
     model.save_pretrained(out)
     for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(TOK_DIR, f), os.path.join(out, f))
+        shutil.copy(os.path.join(tok_dir, f), os.path.join(out, f))
 
 
 def load(path):
@@ -105,7 +110,7 @@ def load(path):
 
 def dpo_trainer(out_dir, tokenizer, dataset, loss_types, loss_weights, beta, label_smoothing, policy, reference):
     from trl import DPOConfig, DPOTrainer
-    args = DPOConfig(output_dir=out_dir, per_device_train_batch_size=len(PAIRS), beta=beta, loss_type=loss_types,
+    args = DPOConfig(output_dir=out_dir, per_device_train_batch_size=len(dataset), beta=beta, loss_type=loss_types,
                      loss_weights=loss_weights, label_smoothing=label_smoothing, report_to=[], use_cpu=True,
                      bf16=False, fp16=False, max_length=None, remove_unused_columns=False, seed=0,
                      logging_steps=1)
@@ -124,15 +129,16 @@ def run_dpo_case(name, params, out_root, tokenizer, dataset):
         types, weights = [name], None
     with tempfile.TemporaryDirectory() as tmp:
         trainer = dpo_trainer(tmp, tokenizer, dataset, types, weights, beta, ls, policy, reference)
-        rows = [trainer.train_dataset[i] for i in range(len(PAIRS))]
+        n = len(dataset)
+        rows = [trainer.train_dataset[i] for i in range(n)]
         batches = [[r] for r in rows] if name == "cdpo" else [rows]
         policy.zero_grad()
         loss_total = 0.0
         for b in batches:
             inputs = trainer.data_collator(b)
             loss = trainer.compute_loss(policy, inputs)
-            (loss * len(b) / len(PAIRS)).backward()
-            loss_total += loss.item() * len(b) / len(PAIRS)
+            (loss * len(b) / n).backward()
+            loss_total += loss.item() * len(b) / n
         m = trainer._metrics["train"]
         # Each metric was appended once per call as the mean over that call's pairs.
         mean = lambda key: sum(m[key]) / len(m[key])
@@ -161,7 +167,7 @@ def run_simpo_case(params, out_root, tokenizer, dataset, ids):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
     policy = load(os.path.join(out_root, "policy"))
     with tempfile.TemporaryDirectory() as tmp:
-        args = CPOConfig(output_dir=tmp, per_device_train_batch_size=len(PAIRS), beta=params["beta"],
+        args = CPOConfig(output_dir=tmp, per_device_train_batch_size=len(ids), beta=params["beta"],
                          loss_type="simpo", simpo_gamma=params["simpo_gamma"], cpo_alpha=0.0, report_to=[],
                          use_cpu=True, bf16=False, remove_unused_columns=False)
         flat = Dataset.from_list([{"prompt": "q", "chosen": "a", "rejected": "b"}])
@@ -188,28 +194,21 @@ def run_simpo_case(params, out_root, tokenizer, dataset, ids):
         return result, policy.get_parameter(GRAD_PARAM).grad.detach().clone()
 
 
-def main():
-    out_root = sys.argv[1]
-    os.makedirs(out_root, exist_ok=True)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    tokenizer = AutoTokenizer.from_pretrained(TOK_DIR, local_files_only=True)
-    vocab = len(tokenizer)
-
+def make_format_cases(fmt, pairs, out_root):
+    tok_dir = os.path.join(TOK_ROOT, fmt)
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
     torch.manual_seed(0)
-    policy = LlamaForCausalLM(tiny_config(vocab))
-    save_checkpoint(policy, os.path.join(out_root, "policy"))
+    policy = LlamaForCausalLM(tiny_config(tokenizer))
+    save_checkpoint(policy, os.path.join(out_root, "policy"), tok_dir)
     with torch.no_grad():
         for p in policy.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    save_checkpoint(policy, os.path.join(out_root, "reference"))
+    save_checkpoint(policy, os.path.join(out_root, "reference"), tok_dir)
 
     with open(os.path.join(out_root, "pairs.jsonl"), "w", encoding="utf-8") as f:
-        for p in PAIRS:
+        for p in pairs:
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
-    dataset = Dataset.from_list(PAIRS)
+    dataset = Dataset.from_list(pairs)
 
     expected, grads, ids = {"grad_param": GRAD_PARAM, "cases": {}}, {}, None
     for name, params in CASES.items():
@@ -225,6 +224,14 @@ def main():
     with open(os.path.join(out_root, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     save_file({k: v.contiguous() for k, v in grads.items()}, os.path.join(out_root, "grads.safetensors"))
+
+
+def main():
+    quiet()
+    for fmt, pairs in PAIRS.items():
+        out_root = os.path.join(sys.argv[1], fmt)
+        os.makedirs(out_root, exist_ok=True)
+        make_format_cases(fmt, pairs, out_root)
 
 
 if __name__ == "__main__":
