@@ -18,7 +18,7 @@ namespace dsalign::bench {
 struct ModelFlags {
   std::string model, device, param_dtype, compute_dtype;
   int64_t steps = 0, warmup = 0;
-  bool checkpointing = false;
+  bool checkpointing = false, kernels = false;
 
   void add_to(cli::po::options_description& options) {
     options.add_options()
@@ -28,7 +28,8 @@ struct ModelFlags {
         ("device", cli::po::value(&device)->default_value("cpu"), "cpu or cuda")
         ("param-dtype", cli::po::value(&param_dtype)->default_value("fp32"), "weights (master) dtype")
         ("compute-dtype", cli::po::value(&compute_dtype)->default_value("fp32"), "compute dtype (bf16 = autocast)")
-        ("activation-checkpointing", cli::po::bool_switch(&checkpointing), "recompute layers in backward");
+        ("activation-checkpointing", cli::po::bool_switch(&checkpointing), "recompute layers in backward")
+        ("kernels", cli::po::bool_switch(&kernels), "the fused CUDA kernels behind ops:: (model.kernels)");
   }
   ModelConfig config() const { return model_preset(model) ? *model_preset(model) : load_model_config(model); }
   DecoderOptions options() const {
@@ -37,6 +38,7 @@ struct ModelFlags {
     o.param_dtype = parse_dtype(param_dtype);
     o.compute_dtype = parse_dtype(compute_dtype);
     o.activation_checkpointing = checkpointing;
+    o.backend = kernels ? ops::Backend::kernels : ops::Backend::reference;
     if (o.device.is_cuda() && !torch::cuda::is_available()) fail("--device cuda: no CUDA device");
     return o;
   }

@@ -17,5 +17,6 @@ int run_command(const Args& args);
 int eval_command(const Args& args);
 int generate_command(const Args& args);
 int export_command(const Args& args);
+int launch_command(const Args& args);
 
 }  // namespace dsalign::cli

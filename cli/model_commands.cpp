@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "dist/memory_plan.h"
 #include "model/checkpoint.h"
 #include "model/export.h"
 #include "model/inspect.h"
@@ -111,16 +112,20 @@ int inspect_command(const Args& args) {
       ("source", po::value(&source)->required(), "checkpoint directory, config.json or preset name")
       ("seq-len", po::value(&seq_len)->default_value(4096), "sequence length for the FLOPs figures")
       ("load", po::bool_switch(), "load the weights (strict check) and report time and peak host memory")
-      ("dtype", po::value(&dtype)->default_value("bf16"), "dtype to load into with --load: bf16, fp32");
+      ("dtype", po::value(&dtype)->default_value("bf16"), "dtype to load into with --load: bf16, fp32")
+      ("plan", po::value<std::string>(), "per-rank memory of a training run: world=8,strategy=zero2,seq=4096,micro_batch=1[,checkpointing]");
   po::positional_options_description positional;
   positional.add("source", 1);
   po::variables_map vm;
-  if (!parse(args, "dsalign inspect <dir|config.json|preset> [--seq-len 4096] [--load [--dtype bf16]]", options,
-             positional, vm))
+  if (!parse(args, "dsalign inspect <dir|config.json|preset> [--seq-len 4096] [--load [--dtype bf16]] [--plan world=8,...]",
+             options, positional, vm))
     return 0;
   if (seq_len <= 0) fail("--seq-len must be positive");
   ModelConfig config = resolve_config(source);
+  std::optional<PlanRequest> plan;
+  if (vm.count("plan")) plan = parse_plan_request(vm["plan"].as<std::string>());
   std::cout << inspect_report(config, seq_len);
+  if (plan) std::cout << "\n" << plan_report(config, *plan, plan_memory(config, *plan));
   if (vm["load"].as<bool>()) {
     if (!fs::is_directory(source)) fail("--load needs a checkpoint directory, got '", source, "'");
     DecoderOptions model_options;

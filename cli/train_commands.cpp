@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/args.h"
+#include "dist/dist.h"
 #include "sft/pipeline.h"
 #include "dpo/dpo_trainer.h"
 #include "sft/sft_trainer.h"
@@ -30,6 +31,14 @@ bool parse_train_args(const Args& args, const std::string& usage, TrainArgs& out
   return parse(args, usage, options, positional, vm);
 }
 
+// The ranks of this run, from torchrun's / Slurm's / dsalign launch's environment (one process
+// without them), joined over Gloo on CPU or NCCL on CUDA.
+Dist connect_ranks(const std::string& device, const DistConfig& config) {
+  const LaunchEnv env = launch_env_from_process();
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_minutes * 60'000));
+  return Dist::connect(env, torch::Device(device), timeout);
+}
+
 }  // namespace
 
 int sft_command(const Args& args) {
@@ -38,12 +47,15 @@ int sft_command(const Args& args) {
                               "Supervised fine-tuning from a recipe (sections run, model, data, train, monitor). Writes\n"
                               "<output_dir>/config.yaml (resolved), metrics.jsonl, checkpoints/, and final/ (a Hugging Face\n"
                               "checkpoint with the tokenizer and chat template; generation_config.json's EOS is the\n"
-                              "end-of-turn token).",
+                              "end-of-turn token). Several ranks: dsalign launch --nproc-per-node N sft ..., or torchrun\n"
+                              "--no-python --nproc-per-node N dsalign sft ... (the recipe's dist section: strategy ddp).",
                         a))
     return 0;
   RecipeFile recipe = load_recipe(a.recipe, a.overrides);
   SftRecipe sft = parse_sft_recipe(recipe);
-  SftOutcome outcome = run_sft(sft, recipe, a.resume);
+  const Dist dist = connect_ranks(sft.model.device, sft.dist);
+  SftOutcome outcome = run_sft(sft, recipe, a.resume, dist);
+  if (!dist.is_main()) return 0;
   std::cout << "sft: " << outcome.steps << " steps, last loss " << outcome.last_loss;
   if (outcome.validation_loss >= 0) std::cout << ", validation loss " << outcome.validation_loss;
   if (outcome.repetition_ratio >= 0) std::cout << ", repetition ratio " << outcome.repetition_ratio;
@@ -60,12 +72,15 @@ int dpo_command(const Args& args) {
                               "run (its final/). data: JSONL of {prompt, chosen, rejected}. dpo.loss: sigmoid (DPO),\n"
                               "robust, ipo, hinge, rpo or simpo; dpo.reference.mode: live or precomputed. Writes\n"
                               "<output_dir>/config.yaml, metrics.jsonl (loss, rewards/*, logps/*, val_* on held-out pairs),\n"
-                              "checkpoints/ and final/ (a Hugging Face chat checkpoint).",
+                              "checkpoints/ and final/ (a Hugging Face chat checkpoint). Several ranks: dsalign launch\n"
+                              "--nproc-per-node N dpo ..., or torchrun (the recipe's dist section).",
                         a))
     return 0;
   RecipeFile recipe = load_recipe(a.recipe, a.overrides);
   DpoRecipe dpo = parse_dpo_recipe(recipe);
-  DpoOutcome outcome = run_dpo(dpo, recipe, a.resume);
+  const Dist dist = connect_ranks(dpo.model.device, dpo.dist);
+  DpoOutcome outcome = run_dpo(dpo, recipe, a.resume, dist);
+  if (!dist.is_main()) return 0;
   std::cout << "dpo: " << outcome.steps << " steps, last loss " << outcome.last_loss << ", reward accuracy "
             << outcome.first_accuracy << " (first step) -> " << outcome.last_accuracy << " (last step)";
   if (outcome.validation_accuracy >= 0)
@@ -96,8 +111,11 @@ int run_command(const Args& args) {
   Pipeline pipeline = parse_pipeline(recipe);
   PipelineOptions o;
   if (!from.empty()) o.from_stage = from;
-  std::filesystem::path result = run_pipeline(pipeline, o);
-  std::cout << "pipeline " << pipeline.name << " done: " << result.string() << "\n";
+  // One process group for every stage; its timeout: 30 minutes (each stage's dist section sets
+  // its own strategy).
+  const Dist dist = connect_ranks(pipeline_device(pipeline), DistConfig{});
+  std::filesystem::path result = run_pipeline(pipeline, o, dist);
+  if (dist.is_main()) std::cout << "pipeline " << pipeline.name << " done: " << result.string() << "\n";
   return 0;
 }
 

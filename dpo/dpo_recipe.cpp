@@ -50,6 +50,8 @@ DpoRecipe parse_dpo_recipe(const RecipeFile& recipe) {
   r.reference.cache_dir = cache.empty() ? fs::path() : resolve_recipe_path(base, cache);
   reference.finish();
   dpo.finish();
+  YamlReader dist = root.child("dist");
+  r.dist = parse_dist_config(dist);
   root.finish();
   return r;
 }

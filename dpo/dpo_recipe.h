@@ -19,6 +19,7 @@
 #include "dpo/dpo_loss.h"
 #include "train/recipe_file.h"
 #include "train/recipe_sections.h"
+#include "dist/dist_config.h"
 #include "train/train_config.h"
 
 namespace dsalign {
@@ -35,6 +36,7 @@ struct DpoRecipe {
   ModelSection model;
   DataConfig data;
   TrainConfig train;
+  DistConfig dist;  // how the run spreads over ranks
   DpoLossConfig loss;
   ReferenceSection reference;
 };

@@ -1,5 +1,7 @@
 #include "dpo/dpo_step.h"
 
+#include "dist/shard_plan.h"
+
 namespace dsalign {
 
 DecoderOptions reference_options(const DecoderOptions& policy) {
@@ -51,6 +53,17 @@ nlohmann::json DpoMetricSums::to_json(const std::string& prefix) const {
           {prefix + "logps/rejected", logps_rejected / n}};
 }
 
+std::vector<double> DpoMetricSums::to_vector() const {
+  return {loss, rewards_chosen, rewards_rejected, correct, margin, logps_chosen, logps_rejected, static_cast<double>(pairs)};
+}
+
+DpoMetricSums DpoMetricSums::from_vector(const std::vector<double>& v) {
+  DpoMetricSums s;
+  s.loss = v.at(0), s.rewards_chosen = v.at(1), s.rewards_rejected = v.at(2), s.correct = v.at(3), s.margin = v.at(4);
+  s.logps_chosen = v.at(5), s.logps_rejected = v.at(6), s.pairs = static_cast<int64_t>(v.at(7));
+  return s;
+}
+
 double chosen_loss_tokens(const std::vector<const TokenizedPair*>& pairs) {
   double n = 0;
   for (const TokenizedPair* p : pairs)
@@ -60,12 +73,13 @@ double chosen_loss_tokens(const std::vector<const TokenizedPair*>& pairs) {
 
 DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>& pairs, const ReferenceSource& reference,
                              const DpoLossConfig& loss, int64_t max_seq_len, bool packing, int64_t rows_per_batch,
-                             int32_t pad_id) {
+                             int32_t pad_id, int64_t world_size, int64_t rank) {
   torch::NoGradGuard no_grad;
   const PairList all(pairs);
   const std::vector<size_t>& ids = all.ids;
   const double chosen_tokens = chosen_loss_tokens(all.pairs);
-  std::vector<PackedRow> rows = pair_rows(all.pairs, max_seq_len, packing, pad_id);
+  std::vector<PackedRow> all_rows = pair_rows(all.pairs, max_seq_len, packing, pad_id), rows;
+  for (size_t i : rank_rows(0, all_rows.size(), world_size, rank)) rows.push_back(std::move(all_rows[i]));
   DpoMetricSums sums;
   for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
     PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids,

@@ -32,6 +32,9 @@ struct DpoMetricSums {
   double rewards_chosen = 0, rewards_rejected = 0, correct = 0, margin = 0, logps_chosen = 0, logps_rejected = 0;
   int64_t pairs = 0;
   void add(const DpoTerms& terms);
+  // Every field as one list (to sum over ranks) and back.
+  std::vector<double> to_vector() const;
+  static DpoMetricSums from_vector(const std::vector<double>& v);
   nlohmann::json to_json(const std::string& prefix = "") const;
 };
 
@@ -39,9 +42,11 @@ struct DpoMetricSums {
 double chosen_loss_tokens(const std::vector<const TokenizedPair*>& pairs);
 
 // The metrics of a whole pair set without gradients (validation): the loss as if the set were
-// one step, in micro-batches of `rows_per_batch` rows.
+// one step, in micro-batches of `rows_per_batch` rows. With world_size > 1, only the rows dealt
+// to `rank` (round-robin) are scored, normalised as the whole set: summing every rank's result
+// gives the whole set's metrics.
 DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>& pairs, const ReferenceSource& reference,
                              const DpoLossConfig& loss, int64_t max_seq_len, bool packing, int64_t rows_per_batch,
-                             int32_t pad_id);
+                             int32_t pad_id, int64_t world_size = 1, int64_t rank = 0);
 
 }  // namespace dsalign

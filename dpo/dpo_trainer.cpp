@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "dist/data_parallel.h"
 #include "dpo/dpo_step.h"
 #include "model/checkpoint.h"
 #include "model/export.h"
@@ -13,6 +14,7 @@
 #include "train/device_memory.h"
 #include "train/metrics.h"
 #include "train/run_setup.h"
+#include "train/step_engine.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -50,21 +52,56 @@ CausalLM load_reference(const fs::path& dir, const DecoderOptions& options) {
   return model;
 }
 
+// The reference log-probs of every pair: each rank scores every world_size-th pair and the sums
+// make the whole table on every rank.
+ReferenceTable reference_table(CausalLM& reference, const std::vector<TokenizedPair>& pairs, const DpoRecipe& r,
+                               int32_t pad_id, const std::string& label, const Dist& dist) {
+  if (dist.single())
+    return compute_reference_table(reference, pairs, r.data.max_seq_len, r.data.packing, r.reference.batch_size, pad_id, label);
+  std::vector<TokenizedPair> mine;
+  for (size_t i = static_cast<size_t>(dist.rank()); i < pairs.size(); i += static_cast<size_t>(dist.world_size()))
+    mine.push_back(pairs[i]);
+  ReferenceTable part = compute_reference_table(reference, mine, r.data.max_seq_len, r.data.packing, r.reference.batch_size,
+                                                pad_id, label);
+  std::vector<double> flat(2 * pairs.size(), 0.0);
+  for (size_t k = 0; k < mine.size(); ++k) {
+    const size_t i = static_cast<size_t>(dist.rank()) + k * static_cast<size_t>(dist.world_size());
+    flat[2 * i] = part.chosen[k];
+    flat[2 * i + 1] = part.rejected[k];
+  }
+  flat = dist.all_reduce_sum(flat, "reference log-probs");
+  ReferenceTable table;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    table.chosen.push_back(flat[2 * i]);
+    table.rejected.push_back(flat[2 * i + 1]);
+  }
+  return table;
+}
+
+// Validation over all ranks: rows dealt round-robin, sums all-reduced.
+DpoMetricSums validate_pairs(CausalLM& model, const std::vector<TokenizedPair>& pairs, const ReferenceSource& reference,
+                             const DpoRecipe& r, int32_t pad_id, const Dist& dist) {
+  DpoMetricSums mine = evaluate_pairs(model, pairs, reference, r.loss, r.data.max_seq_len, r.data.packing,
+                                      r.train.micro_batch_size, pad_id, dist.world_size(), dist.rank());
+  return DpoMetricSums::from_vector(dist.all_reduce_sum(mine.to_vector(), "validation metrics"));
+}
+
 }  // namespace
 
-DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string& resume) {
+DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string& resume, const Dist& dist) {
   // --- setup ---
   const fs::path out = r.run.output_dir;
-  prepare_run_directory(r.run, !resume.empty());
-  write_file_atomic(out / "config.yaml", resolved_dpo_recipe_yaml(r, file));
+  const ShardStrategy strategy = resolve_strategy(r.dist, dist.world_size());
+  prepare_run_on_ranks(r.run, !resume.empty(), resolved_dpo_recipe_yaml(r, file), file.path, dist);
 
   const fs::path policy_dir = resolve_model_dir(r.model.path, "model.path");
   Tokenizer tokenizer = Tokenizer::load(policy_dir);
   ChatFormat format = resolve_chat_format(r.data.chat_template, tokenizer);
   PreferenceData data = prepare_preference_data(r.data, tokenizer, format);
-  std::cerr << "data: " << data.summary() << "\n";
+  if (dist.is_main()) std::cerr << "data: " << data.summary() << "\n";
   const int32_t pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
-  const DecoderOptions o = decoder_options(r.model, file.path);
+  DecoderOptions o = decoder_options(r.model, file.path);
+  if (o.device.is_cuda() && !dist.single()) o.device = torch::Device(torch::kCUDA, static_cast<int8_t>(dist.local_rank()));
   const bool needs_reference = r.loss.needs_reference();
   const bool precomputed = needs_reference && r.reference.mode == ReferenceSection::Mode::precomputed;
 
@@ -88,25 +125,29 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       fs::path cache = cache_dir / (reference_cache_key(weights_fingerprint(reference_dir, cache_dir), ro, data.train,
                                                         data.validation) +
                                     ".safetensors");
-      if (auto tables = read_reference_cache(cache, data.train.size(), data.validation.size())) {
+      auto tables = read_reference_cache(cache, data.train.size(), data.validation.size());
+      // Every rank scores (a collective) unless every rank found the cache.
+      if (dist.all_reduce_max(tables ? 0 : 1, "reference cache") == 0) {
         std::tie(train_table, validation_table) = *tables;
-        std::cerr << "reference: precomputed log-probs from " << cache.string() << "\n";
+        if (dist.is_main()) std::cerr << "reference: precomputed log-probs from " << cache.string() << "\n";
       } else {
         CausalLM reference = load_reference(reference_dir, ro);
-        train_table = compute_reference_table(reference, data.train, r.data.max_seq_len, r.data.packing, r.reference.batch_size,
-                                              pad_id, "reference log-probs (train)");
-        validation_table = compute_reference_table(reference, data.validation, r.data.max_seq_len, r.data.packing,
-                                                   r.reference.batch_size, pad_id, "reference log-probs (validation)");
-        write_reference_cache(cache, train_table, validation_table);
-        std::cerr << "reference: log-probs written to " << cache.string() << "\n";
+        train_table = reference_table(reference, data.train, r, pad_id, "reference log-probs (train)", dist);
+        validation_table = reference_table(reference, data.validation, r, pad_id, "reference log-probs (validation)", dist);
+        if (dist.is_main()) {
+          write_reference_cache(cache, train_table, validation_table);
+          std::cerr << "reference: log-probs written to " << cache.string() << "\n";
+        }
       }
-      std::fprintf(stderr, "reference: not resident during training (saves %.2f GiB of weights)\n",
-                   outcome.reference_bytes / (1024.0 * 1024.0 * 1024.0));
+      if (dist.is_main())
+        std::fprintf(stderr, "reference: not resident during training (saves %.2f GiB of weights)\n",
+                     outcome.reference_bytes / (1024.0 * 1024.0 * 1024.0));
     } else {
       live_reference = load_reference(reference_dir, ro);
       outcome.reference_resident = true;
-      std::fprintf(stderr, "reference: live, %.2f GiB of frozen %s weights resident (dpo.reference.mode=precomputed frees them)\n",
-                   outcome.reference_bytes / (1024.0 * 1024.0 * 1024.0), dtype_name(ro.param_dtype).c_str());
+      if (dist.is_main())
+        std::fprintf(stderr, "reference: live, %.2f GiB of frozen %s weights resident (dpo.reference.mode=precomputed frees them)\n",
+                     outcome.reference_bytes / (1024.0 * 1024.0 * 1024.0), dtype_name(ro.param_dtype).c_str());
     }
   }
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
@@ -114,7 +155,10 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   if (tokenizer.vocab_size() > model->config.vocab_size)
     fail(policy_dir.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
          model->config.vocab_size);
-  auto optimizer = make_optimizer(model, r.train);
+  DataParallel dp(dist, strategy, model, r.train);
+  if (dist.is_main() && !dist.single())
+    std::fprintf(stderr, "dist: %lld ranks (%s), strategy %s\n", static_cast<long long>(dist.world_size()),
+                 dist.backend_name().c_str(), shard_strategy_name(strategy));
   const ReferenceSource train_reference{live_reference ? &*live_reference : nullptr, precomputed ? &train_table : nullptr};
   const ReferenceSource validation_reference{live_reference ? &*live_reference : nullptr,
                                              precomputed ? &validation_table : nullptr};
@@ -122,13 +166,13 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   const auto per_step = static_cast<size_t>(r.train.global_batch_size);
   int64_t total_steps = static_cast<int64_t>((data.train.size() + per_step - 1) / per_step) * r.data.epochs;
   if (r.train.max_steps > 0) total_steps = std::min(total_steps, r.train.max_steps);
-  const bool tty = ::isatty(STDERR_FILENO);
+  const bool tty = ::isatty(STDERR_FILENO) && dist.is_main();
 
-  TrainingState state;
-  if (!resume.empty()) state = resume_training(out, resume, model, *optimizer);
-  MetricsLog metrics(out / "metrics.jsonl", !resume.empty());
-  if (resume.empty())
-    metrics.write({{"step", 0},
+  TrainingState state = resume_on_ranks(out, resume, model, dp, dist);
+  // Rank 0 writes metrics, checkpoints and the progress line; every rank takes part in collectives.
+  std::optional<MetricsLog> metrics = open_metrics(out, !resume.empty(), dist);
+  if (resume.empty() && metrics)
+    metrics->write({{"step", 0},
                    {"loss_type", dpo_loss_name(r.loss.type)},
                    {"beta", r.loss.beta},
                    {"reference_mode", !needs_reference ? "none" : precomputed ? "precomputed" : "live"},
@@ -142,23 +186,21 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   auto run_start = std::chrono::steady_clock::now();
   auto last_checkpoint = run_start;
   const int64_t first_step = step;
-  auto params = model->parameters();
   auto checkpoint = [&] {
-    writer.submit(training_snapshot(model, *optimizer, out, state, format, policy_dir, r.train.keep_last));
+    NamedTensors optimizer_state = dp.optimizer_state();  // a collective: every rank takes part
+    if (dist.is_main())
+      writer.submit(training_snapshot(model, std::move(optimizer_state), out, state, format, policy_dir, r.train.keep_last));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };
-  auto validate = [&] {
-    return evaluate_pairs(model, data.validation, validation_reference, r.loss, r.data.max_seq_len, r.data.packing,
-                          r.train.micro_batch_size, pad_id);
-  };
+  auto validate = [&] { return validate_pairs(model, data.validation, validation_reference, r, pad_id, dist); };
 
   // Held-out pairs before the first step: where the rewards start (0 when the reference is the
   // policy's own starting point).
   if (step == 0 && !data.validation.empty()) {
     nlohmann::json record = {{"step", 0}};
     record.update(validate().to_json("val_"));
-    metrics.write(record);
+    if (metrics) metrics->write(record);
     outcome.first_validation_accuracy = record["val_rewards/accuracy"];
   }
 
@@ -169,23 +211,29 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
     for (size_t s = first; s < steps.size() && step < total_steps; ++s) {
       auto step_start = std::chrono::steady_clock::now();
       const StepPairs& sp = steps[s];
-      std::vector<PackedRow> rows = pair_rows(sp.pairs, r.data.max_seq_len, r.data.packing, pad_id);
+      // Every rank knows the whole step's pairs, so the normalisers (pairs, chosen tokens) are global.
+      const RankStep plan = plan_rank_step(pair_rows(sp.pairs, r.data.max_seq_len, r.data.packing, pad_id), dist,
+                                           r.train.micro_batch_size);
       const double chosen_tokens = chosen_loss_tokens(sp.pairs);
       const auto step_pairs = static_cast<int64_t>(sp.pairs.size());
-      DpoMetricSums sums;
-      int64_t step_tokens = 0;
-      for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(r.train.micro_batch_size)) {
-        PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(r.train.micro_batch_size)),
-                                        sp.ids, o.device, pad_id);
+      DpoMetricSums local;
+      double local_tokens = 0;
+      const double grad_norm = run_micro_batches(plan, r.train.micro_batch_size, dp, r.train.grad_clip, [&](size_t b, size_t e) {
+        PairBatch batch = collate_pairs(plan.rows, b, e, sp.ids, o.device, pad_id);
         PairLogps logps = score_pairs(model, batch, train_reference);
         DpoTerms terms = dpo_terms(r.loss, logps);
         torch::Tensor loss = micro_batch_loss(r.loss, terms, logps, step_pairs, chosen_tokens);
         loss.backward();
-        sums.loss += loss.item<double>();
-        sums.add(terms);
-        step_tokens += batch.batch.tokens;
-      }
-      double grad_norm = torch::nn::utils::clip_grad_norm_(params, r.train.grad_clip > 0 ? r.train.grad_clip : 1e30);
+        local.loss += loss.item<double>();
+        local.add(terms);
+        local_tokens += static_cast<double>(batch.batch.tokens);
+      });
+      std::vector<double> summed = local.to_vector();
+      summed.push_back(local_tokens);
+      summed = dist.all_reduce_sum(summed, "step metrics");
+      const int64_t step_tokens = static_cast<int64_t>(summed.back());
+      summed.pop_back();
+      const DpoMetricSums sums = DpoMetricSums::from_vector(summed);
       ++step;
       state.epoch = epoch;
       state.step_in_epoch = static_cast<int64_t>(s) + 1;
@@ -193,17 +241,15 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
         if (r.train.on_nonfinite == TrainConfig::OnNonFinite::stop)
           fail("step ", step, ": non-finite ", std::isfinite(sums.loss) ? "gradient norm" : "loss",
                " (stopping; set train.on_nonfinite=skip to skip such steps)");
-        optimizer->zero_grad();
+        dp.zero_grad();
         ++state.skipped_steps;
-        metrics.write({{"step", step},
+        if (metrics) metrics->write({{"step", step},
                        {"skipped", std::isfinite(sums.loss) ? "non-finite gradient norm" : "non-finite loss"},
                        {"skipped_steps", state.skipped_steps}});
         continue;
       }
       const double lr = learning_rate(r.train.schedule, step, total_steps);
-      set_learning_rate(*optimizer, lr);
-      optimizer->step();
-      optimizer->zero_grad();
+      dp.step(lr);
       state.tokens_seen += step_tokens;
       outcome.last_loss = sums.loss;
       const double accuracy = sums.correct / static_cast<double>(std::max<int64_t>(sums.pairs, 1));
@@ -211,48 +257,56 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       outcome.last_accuracy = accuracy;
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       double tokens_per_s = static_cast<double>(step_tokens) / seconds;
-      if (step % r.train.log_every == 0 || step == total_steps) {
+      const double peak = dist.all_reduce_max(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
+      const bool validating = r.train.val_every > 0 && step % r.train.val_every == 0 && !data.validation.empty();
+      const DpoMetricSums validation = validating ? validate() : DpoMetricSums{};
+      if (dist.is_main() && (step % r.train.log_every == 0 || step == total_steps)) {
         nlohmann::json record = {{"step", step},
                                  {"epoch", static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(steps.size())},
                                  {"lr", lr},
                                  {"grad_norm", grad_norm},
                                  {"pairs", sums.pairs},
                                  {"tokens_per_s", tokens_per_s},
-                                 {"peak_memory_bytes", peak_memory_bytes(o.device)},
+                                 {"peak_memory_bytes", static_cast<int64_t>(peak)},
                                  {"tokens_seen", state.tokens_seen}};
         record.update(sums.to_json());
+        if (!dist.single()) {
+          record["world_size"] = dist.world_size();
+          record["reduced_bytes"] = dp.bytes_reduced_per_step(plan.micro_batches);
+          record["gathered_bytes"] = dp.bytes_gathered_per_step();
+        }
         if (state.skipped_steps) record["skipped_steps"] = state.skipped_steps;
-        if (r.train.val_every > 0 && step % r.train.val_every == 0 && !data.validation.empty())
-          record.update(validate().to_json("val_"));
-        metrics.write(record);
-        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        double eta = elapsed / static_cast<double>(step - first_step) * static_cast<double>(total_steps - step);
-        std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  reward acc %.2f  margin %.3f  lr %.3g  grad_norm %.3g  %.0f tok/s  ETA %.0fs%s",
-                     tty ? "\r" : "", static_cast<long long>(step), static_cast<long long>(total_steps), sums.loss, accuracy,
-                     sums.margin / static_cast<double>(std::max<int64_t>(sums.pairs, 1)), lr, grad_norm, tokens_per_s, eta,
-                     tty ? "   " : "\n");
+        if (validating) record.update(validation.to_json("val_"));
+        metrics->write(record);
+        char what[96];
+        std::snprintf(what, sizeof what, "loss %.4f  reward acc %.2f  margin %.3f", sums.loss, accuracy,
+                      sums.margin / static_cast<double>(std::max<int64_t>(sums.pairs, 1)));
+        print_step_progress(dist, step, total_steps, what, lr, grad_norm, tokens_per_s,
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count(),
+                            step - first_step);
       }
-      double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() / 60.0;
-      if ((r.train.checkpoint_every_steps > 0 && step % r.train.checkpoint_every_steps == 0) ||
-          (r.train.checkpoint_every_minutes > 0 && minutes >= r.train.checkpoint_every_minutes))
-        checkpoint();
+      if (checkpoint_due(r.train, step, last_checkpoint, dist)) checkpoint();
     }
   }
   if (tty) std::fprintf(stderr, "\n");
   outcome.steps = step;
-  if (last_checkpoint_step != step || newest_training_checkpoint(out).empty()) checkpoint();
+  const bool last_missing = last_checkpoint_step != step || newest_training_checkpoint(out).empty();
+  if (dist.all_reduce_max(dist.is_main() && last_missing ? 1 : 0, "last checkpoint") > 0) checkpoint();
   if (!data.validation.empty()) {
     DpoMetricSums v = validate();
     nlohmann::json record = {{"step", step}};
     record.update(v.to_json("val_"));
-    metrics.write(record);
+    if (metrics) metrics->write(record);
     outcome.validation_accuracy = v.correct / static_cast<double>(std::max<int64_t>(v.pairs, 1));
-    std::fprintf(stderr, "validation (%lld pairs): loss %.4f, reward accuracy %.3f, margin %.4f\n",
-                 static_cast<long long>(v.pairs), v.loss, outcome.validation_accuracy,
-                 v.margin / static_cast<double>(std::max<int64_t>(v.pairs, 1)));
+    if (dist.is_main())
+      std::fprintf(stderr, "validation (%lld pairs): loss %.4f, reward accuracy %.3f, margin %.4f\n",
+                   static_cast<long long>(v.pairs), v.loss, outcome.validation_accuracy,
+                   v.margin / static_cast<double>(std::max<int64_t>(v.pairs, 1)));
   }
   writer.wait();
-  outcome.final_dir = export_final(model, out, policy_dir, format);
+  if (dist.is_main()) export_final(model, out, policy_dir, format);
+  dist.barrier("final export");  // every rank returns once final/ is complete
+  outcome.final_dir = out / "final";
   return outcome;
 }
 

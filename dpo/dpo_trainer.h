@@ -5,6 +5,7 @@
 #pragma once
 #include <filesystem>
 
+#include "dist/dist.h"
 #include "dpo/dpo_recipe.h"
 
 namespace dsalign {
@@ -22,6 +23,8 @@ struct DpoOutcome {
 };
 
 // resume: "" (fresh), "latest", or a checkpoint directory (as for sft).
-DpoOutcome run_dpo(const DpoRecipe& recipe, const RecipeFile& file, const std::string& resume = "");
+// `dist`: the ranks of the run (every rank calls run_dpo with its own); Dist{} is one process.
+DpoOutcome run_dpo(const DpoRecipe& recipe, const RecipeFile& file, const std::string& resume = "",
+                   const Dist& dist = Dist{});
 
 }  // namespace dsalign

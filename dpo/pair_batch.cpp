@@ -21,7 +21,8 @@ PairBatch collate_pairs(const std::vector<PackedRow>& rows, size_t begin, size_t
                         const torch::Device& device, int32_t pad_id) {
   PairBatch out;
   out.batch = collate(rows, begin, end, device, pad_id);
-  const size_t first = rows[begin].first_group;
+  // Pairs are numbered in the batch's row order; rows need not hold consecutive pairs (a rank's
+  // rows of a step are every world_size-th row).
   std::vector<int64_t> sequence;
   sequence.reserve(static_cast<size_t>(out.batch.loss_tokens));
   size_t pairs = 0;
@@ -30,11 +31,11 @@ PairBatch collate_pairs(const std::vector<PackedRow>& rows, size_t begin, size_t
     for (size_t t = 1; t < row.ids.size(); ++t) {
       if (row.labels[t] == -100) continue;
       const auto document = static_cast<size_t>(row.document_ids[t]);
-      sequence.push_back(static_cast<int64_t>(2 * (row.first_group - first + document / 2) + document % 2));
+      sequence.push_back(static_cast<int64_t>(2 * (pairs + document / 2) + document % 2));
     }
+    for (size_t g = 0; g < row.groups; ++g) out.pair_ids.push_back(ids[row.first_group + g]);
     pairs += row.groups;
   }
-  for (size_t k = 0; k < pairs; ++k) out.pair_ids.push_back(ids[first + k]);
   torch::Tensor seq = torch::tensor(sequence, torch::kInt64);
   torch::Tensor counts = torch::bincount(seq, {}, static_cast<int64_t>(2 * pairs)).to(torch::kFloat32).view({-1, 2});
   out.sequence = seq.to(device);

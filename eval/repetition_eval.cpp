@@ -1,5 +1,6 @@
 #include "eval/repetition_eval.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
@@ -11,11 +12,10 @@
 
 namespace dsalign {
 
-RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
-                                    const std::vector<EvalPrompt>& prompts, const RepetitionEvalConfig& config,
-                                    const std::filesystem::path& report, const std::string& label) {
+RepetitionCases score_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                 const std::vector<EvalPrompt>& prompts, const std::vector<int64_t>& order,
+                                 const RepetitionEvalConfig& config, const std::string& label) {
   validate(config, "repetition");
-  const auto start = std::chrono::steady_clock::now();
   std::vector<std::string> messages;
   for (const EvalPrompt& p : prompts) messages.push_back(p.prompt);
   std::vector<std::vector<int32_t>> prompt_ids = chat_prompt_ids(tokenizer, format, messages);
@@ -26,16 +26,15 @@ RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer,
       generate_greedy(model, prompt_ids, g, [&](size_t done, size_t) { progress.update(static_cast<int64_t>(done)); });
   progress.finish();
 
-  RepetitionResult result;
-  result.prompts = static_cast<int64_t>(prompts.size());
-  std::string cases;
+  RepetitionCases out;
+  out.counts.prompts = static_cast<int64_t>(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     const Generation& r = responses[i];
-    result.terminated += r.terminated;
+    out.counts.terminated += r.terminated;
     auto repetition = find_repetition(r.tokens, r.terminated, config.rule);
     if (!repetition) continue;
-    ++result.repetitive;
-    if (result.repetitive > config.report_cases) continue;
+    ++out.counts.repetitive;
+    if (out.counts.repetitive > config.report_cases) continue;  // no part needs more than that many
     std::vector<int32_t> unit(r.tokens.end() - repetition->unit_length, r.tokens.end());
     nlohmann::json line = {{"id", prompts[i].id},
                            {"prompt", prompts[i].prompt},
@@ -43,10 +42,19 @@ RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer,
                            {"unit_tokens", unit},
                            {"repeats", static_cast<double>(repetition->periodic_tokens) / static_cast<double>(repetition->unit_length)},
                            {"response", tokenizer.decode(r.tokens)}};
-    cases += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    out.cases.emplace_back(order.at(i), line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
-  result.ratio = static_cast<double>(result.repetitive) / static_cast<double>(result.prompts);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+RepetitionResult finish_repetition_report(RepetitionResult result, std::vector<std::pair<int64_t, std::string>> cases,
+                                          const RepetitionEvalConfig& config, const std::filesystem::path& report,
+                                          const std::string& label, double seconds) {
+  result.ratio = static_cast<double>(result.repetitive) / static_cast<double>(std::max<int64_t>(result.prompts, 1));
+  result.seconds = seconds;
+  std::sort(cases.begin(), cases.end());
+  std::string lines;
+  for (size_t i = 0; i < cases.size() && static_cast<int64_t>(i) < config.report_cases; ++i) lines += cases[i].second + "\n";
   nlohmann::json summary = {{"summary",
                              {{"label", label},
                               {"prompts", result.prompts},
@@ -62,9 +70,20 @@ RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer,
                               {"seconds", result.seconds}}}};
   if (!report.empty()) {
     if (report.has_parent_path()) std::filesystem::create_directories(report.parent_path());
-    write_file_atomic(report, summary.dump() + "\n" + cases);
+    write_file_atomic(report, summary.dump() + "\n" + lines);
   }
   return result;
+}
+
+RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                    const std::vector<EvalPrompt>& prompts, const RepetitionEvalConfig& config,
+                                    const std::filesystem::path& report, const std::string& label) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<int64_t> order(prompts.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  RepetitionCases part = score_repetition(model, tokenizer, format, prompts, order, config, label);
+  return finish_repetition_report(part.counts, std::move(part.cases), config, report, label,
+                                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace dsalign

@@ -27,4 +27,20 @@ RepetitionResult measure_repetition(CausalLM& model, const Tokenizer& tokenizer,
                                     const std::vector<EvalPrompt>& prompts, const RepetitionEvalConfig& config,
                                     const std::filesystem::path& report, const std::string& label);
 
+// The two halves of measure_repetition, so ranks can split the prompts: score some prompts
+// (counts, and one JSONL case line per repetitive response, each with the prompt's index in
+// `order`), then write the report from every part's sums and cases.
+struct RepetitionCases {
+  RepetitionResult counts;                          // prompts, terminated, repetitive
+  std::vector<std::pair<int64_t, std::string>> cases;  // (order, JSONL line)
+};
+RepetitionCases score_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                 const std::vector<EvalPrompt>& prompts, const std::vector<int64_t>& order,
+                                 const RepetitionEvalConfig& config, const std::string& label);
+// Sorts the cases by order, keeps config.report_cases of them, writes `report` (if not empty);
+// `counts` are the sums over every part. Returns the result with its ratio.
+RepetitionResult finish_repetition_report(RepetitionResult counts, std::vector<std::pair<int64_t, std::string>> cases,
+                                          const RepetitionEvalConfig& config, const std::filesystem::path& report,
+                                          const std::string& label, double seconds);
+
 }  // namespace dsalign

@@ -4,7 +4,9 @@
 
 #include "model/checkpoint.h"
 #include "model/export.h"
+#include "dpo/dpo_recipe.h"
 #include "dpo/dpo_trainer.h"
+#include "sft/sft_recipe.h"
 #include "sft/sft_trainer.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
@@ -140,25 +142,49 @@ Pipeline parse_pipeline(const RecipeFile& file) {
   return p;
 }
 
-fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options) {
+std::string pipeline_device(const Pipeline& p) {
+  std::string device, first;
+  for (const PipelineStage& s : p.stages) {
+    if (s.kind != PipelineStage::Kind::sft && s.kind != PipelineStage::Kind::dpo) continue;
+    RecipeFile recipe = load_recipe(s.recipe, s.overrides);
+    const std::string d = s.kind == PipelineStage::Kind::sft ? parse_sft_recipe(recipe).model.device
+                                                             : parse_dpo_recipe(recipe).model.device;
+    if (device.empty()) device = d, first = s.name;
+    else if (d != device)
+      fail("stage ", s.name, ": model.device ", d, " differs from stage ", first, "'s ", device,
+           " (a pipeline on several ranks uses one device kind)");
+  }
+  return device.empty() ? "cpu" : device;
+}
+
+fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options, const Dist& dist) {
   if (options.from_stage) {
     bool found = false;
     for (const auto& s : p.stages) found |= s.name == *options.from_stage;
     if (!found) fail("--from ", *options.from_stage, ": no such stage");
   }
-  fs::create_directories(p.output_dir);
+  if (dist.is_main()) fs::create_directories(p.output_dir);
+  // Rank 0's view of the run directory decides, so every rank takes the same branch.
+  auto decided = [&](int64_t mine, const char* what) {
+    return static_cast<int64_t>(dist.all_reduce_max(dist.is_main() ? static_cast<double>(mine) : 0.0, what));
+  };
   bool rerun = false;
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const PipelineStage& s = p.stages[i];
     rerun |= options.from_stage && s.name == *options.from_stage;
-    std::cerr << "== " << p.name << ": stage " << i + 1 << "/" << p.stages.size() << " '" << s.name << "' -> "
-              << s.output.string() << "\n";
-    if (!rerun && stage_done(s)) {
-      std::cerr << "   done already, skipping (rerun with --from " << s.name << ")\n";
+    if (dist.is_main())
+      std::cerr << "== " << p.name << ": stage " << i + 1 << "/" << p.stages.size() << " '" << s.name << "' -> "
+                << s.output.string() << "\n";
+    if (decided(!rerun && stage_done(s), "pipeline stage done")) {
+      if (dist.is_main()) std::cerr << "   done already, skipping (rerun with --from " << s.name << ")\n";
       continue;
     }
     switch (s.kind) {
       case PipelineStage::Kind::init: {
+        if (!dist.is_main()) {
+          dist.barrier("pipeline init stage");
+          break;
+        }
         for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
           if (!fs::exists(s.tokenizer / f)) fail("stage ", s.name, ": ", s.tokenizer.string(), " has no ", f);
         SaveOptions save;
@@ -167,6 +193,7 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options) {
         init_checkpoint(*model_preset(s.preset), static_cast<uint64_t>(s.seed), s.output, save);
         for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
           if (fs::exists(s.tokenizer / f)) fs::copy_file(s.tokenizer / f, s.output / f, fs::copy_options::overwrite_existing);
+        dist.barrier("pipeline init stage");
         break;
       }
       case PipelineStage::Kind::sft:
@@ -174,27 +201,36 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options) {
         std::vector<std::string> overrides = s.overrides;
         overrides.push_back("run.output_dir=" + s.output.string());
         std::string resume;
-        if (rerun) overrides.push_back("run.overwrite=true");
-        else if (!newest_training_checkpoint(s.output).empty()) resume = "latest";
-        else if (fs::exists(s.output / "config.yaml")) overrides.push_back("run.overwrite=true");  // died before a checkpoint
+        // 1: start over, 2: resume from the newest checkpoint, 3: replace a run that died before one.
+        const int64_t how = decided(rerun ? 1 : !newest_training_checkpoint(s.output).empty() ? 2
+                                              : fs::exists(s.output / "config.yaml")          ? 3
+                                                                                               : 0,
+                                    "pipeline stage resume");
+        if (how == 1 || how == 3) overrides.push_back("run.overwrite=true");
+        if (how == 2) resume = "latest";
         RecipeFile recipe = load_recipe(s.recipe, overrides);
         if (s.kind == PipelineStage::Kind::dpo) {
-          DpoOutcome outcome = run_dpo(parse_dpo_recipe(recipe), recipe, resume);
-          std::cerr << "   " << s.name << ": " << outcome.steps << " steps, last loss " << outcome.last_loss
-                    << ", reward accuracy " << outcome.first_accuracy << " -> " << outcome.last_accuracy << "\n";
+          DpoOutcome outcome = run_dpo(parse_dpo_recipe(recipe), recipe, resume, dist);
+          if (dist.is_main())
+            std::cerr << "   " << s.name << ": " << outcome.steps << " steps, last loss " << outcome.last_loss
+                      << ", reward accuracy " << outcome.first_accuracy << " -> " << outcome.last_accuracy << "\n";
           break;
         }
-        SftOutcome outcome = run_sft(parse_sft_recipe(recipe), recipe, resume);
+        SftOutcome outcome = run_sft(parse_sft_recipe(recipe), recipe, resume, dist);
+        if (!dist.is_main()) break;
         std::cerr << "   " << s.name << ": " << outcome.steps << " steps, last loss " << outcome.last_loss;
         if (outcome.repetition_ratio >= 0) std::cerr << ", repetition ratio " << outcome.repetition_ratio;
         std::cerr << "\n";
         break;
       }
       case PipelineStage::Kind::export_: {
-        ExportOptions o;
-        o.dtype = parse_dtype(s.export_dtype);
-        o.overwrite = true;
-        export_model(s.from, s.output, "auto", o);
+        if (dist.is_main()) {
+          ExportOptions o;
+          o.dtype = parse_dtype(s.export_dtype);
+          o.overwrite = true;
+          export_model(s.from, s.output, "auto", o);
+        }
+        dist.barrier("pipeline export stage");
         break;
       }
     }

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/dist.h"
 #include "train/recipe_file.h"
 
 namespace dsalign {
@@ -58,7 +59,13 @@ struct PipelineOptions {
   std::optional<std::string> from_stage;  // rerun this stage and all after it from scratch
 };
 
-// Runs the stages in order; returns the last stage's output.
-std::filesystem::path run_pipeline(const Pipeline& pipeline, const PipelineOptions& options);
+// Runs the stages in order; returns the last stage's output. With several ranks (`dist`), every
+// rank runs every stage: sft and dpo stages train across the ranks, rank 0 alone writes init and
+// export stages, and rank 0 decides what is done already and what resumes.
+std::filesystem::path run_pipeline(const Pipeline& pipeline, const PipelineOptions& options, const Dist& dist = Dist{});
+
+// The model.device of the pipeline's sft and dpo stages ("cpu" without any); an error names the
+// stages when they differ (one process group serves the whole pipeline).
+std::string pipeline_device(const Pipeline& pipeline);
 
 }  // namespace dsalign

@@ -25,6 +25,8 @@ SftRecipe parse_sft_recipe(const RecipeFile& recipe) {
   YamlReader repetition = monitor.child("repetition");
   if (with_repetition) r.repetition = parse_repetition_eval_config(repetition, base);
   monitor.finish();
+  YamlReader dist = root.child("dist");
+  r.dist = parse_dist_config(dist);
   root.finish();
   return r;
 }

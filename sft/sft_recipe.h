@@ -1,5 +1,5 @@
-// An SFT recipe: the sections `run`, `model`, `data`, `train` and `monitor` (`dist` when
-// sharding arrives), parsed once into typed structs.
+// An SFT recipe: the sections `run`, `model`, `data`, `train`, `monitor` and `dist`, parsed once
+// into typed structs.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -10,6 +10,7 @@
 #include "eval/repetition.h"
 #include "train/recipe_file.h"
 #include "train/recipe_sections.h"
+#include "dist/dist_config.h"
 #include "train/train_config.h"
 
 namespace dsalign {
@@ -19,6 +20,7 @@ struct SftRecipe {
   ModelSection model;
   DataConfig data;
   TrainConfig train;
+  DistConfig dist;  // how the run spreads over ranks
   std::optional<RepetitionEvalConfig> repetition;  // monitor.repetition
 };
 

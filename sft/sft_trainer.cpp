@@ -6,12 +6,16 @@
 #include <sstream>
 
 #include "data/sft_data.h"
+#include "dist/data_parallel.h"
+#include "dist/dist_config.h"
+#include "dist/shard_plan.h"
 #include "eval/repetition_eval.h"
 #include "model/checkpoint.h"
 #include "model/export.h"
 #include "model/inspect.h"
 #include "train/device_memory.h"
 #include "train/run_setup.h"
+#include "train/step_engine.h"
 #include "train/training_checkpoint.h"
 #include "train/metrics.h"
 #include "util/error.h"
@@ -46,46 +50,125 @@ std::vector<PackedRow> epoch_rows(const SftData& data, const DataConfig& config,
   return pack_examples(order, config.max_seq_len, config.packing, pad_id);
 }
 
-double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r, int32_t pad_id) {
+// Held-out loss over all ranks: rows dealt like a step's, sums all-reduced.
+double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r, int32_t pad_id, const Dist& dist) {
   if (data.validation.empty()) return -1;
   std::vector<const TokenizedExample*> all;
   for (const auto& e : data.validation) all.push_back(&e);
   auto rows = pack_examples(all, r.data.max_seq_len, r.data.packing, pad_id);
+  std::vector<PackedRow> mine;
+  for (size_t i : rank_rows(0, rows.size(), dist.world_size(), dist.rank())) mine.push_back(rows[i]);
   torch::NoGradGuard no_grad;
-  double sum = 0;
-  int64_t count = 0;
-  for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(r.train.micro_batch_size)) {
-    Batch batch = collate(rows, b, std::min(rows.size(), b + static_cast<size_t>(r.train.micro_batch_size)),
+  double sum = 0, count = 0;
+  for (size_t b = 0; b < mine.size(); b += static_cast<size_t>(r.train.micro_batch_size)) {
+    Batch batch = collate(mine, b, std::min(mine.size(), b + static_cast<size_t>(r.train.micro_batch_size)),
                           model->options.device, pad_id);
     auto [s, n] = model->loss_sum(batch.input, batch.labels);
     sum += s.item<double>();
-    count += n.item<int64_t>();
+    count += static_cast<double>(n.item<int64_t>());
   }
-  return count ? sum / static_cast<double>(count) : -1;
+  std::vector<double> total = dist.all_reduce_sum({sum, count}, "validation loss");
+  return total[1] > 0 ? total[0] / total[1] : -1;
+}
+
+// The repetition ratio over all ranks: each rank generates for every world_size-th prompt, the
+// counts are summed, and rank 0 writes the report with the first cases in prompt order.
+RepetitionResult repetition_on_ranks(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                     const std::vector<EvalPrompt>& prompts, const RepetitionEvalConfig& config,
+                                     const fs::path& report, const std::string& label, const Dist& dist) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<EvalPrompt> mine;
+  std::vector<int64_t> order;
+  for (size_t i = static_cast<size_t>(dist.rank()); i < prompts.size(); i += static_cast<size_t>(dist.world_size())) {
+    mine.push_back(prompts[i]);
+    order.push_back(static_cast<int64_t>(i));
+  }
+  RepetitionCases part = score_repetition(model, tokenizer, format, mine, order, config, label);
+  const std::vector<double> sums = dist.all_reduce_sum(
+      {static_cast<double>(part.counts.prompts), static_cast<double>(part.counts.terminated),
+       static_cast<double>(part.counts.repetitive)},
+      "repetition counts");
+  RepetitionResult counts;
+  counts.prompts = static_cast<int64_t>(sums[0]);
+  counts.terminated = static_cast<int64_t>(sums[1]);
+  counts.repetitive = static_cast<int64_t>(sums[2]);
+  nlohmann::json my_cases = nlohmann::json::array();
+  for (const auto& [index, line] : part.cases) my_cases.push_back({index, line});
+  std::vector<std::pair<int64_t, std::string>> cases;
+  for (const std::string& text : dist.all_gather_strings(my_cases.dump(), "repetition cases"))
+    for (const auto& c : nlohmann::json::parse(text)) cases.emplace_back(c[0].get<int64_t>(), c[1].get<std::string>());
+  return finish_repetition_report(counts, std::move(cases), config, dist.is_main() ? report : fs::path(), label,
+                                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// The data, tokenized once: rank 0 first (filling the token cache), then the others read it.
+SftData prepare_data_once(const SftRecipe& r, const RecipeFile& file, const Tokenizer& tokenizer, ChatFormat format,
+                          const Dist& dist) {
+  if (!dist.is_main()) dist.barrier("token cache");
+  SftData data = prepare_sft_data(r.data, tokenizer, format, file.path.parent_path());
+  if (dist.is_main()) {
+    std::cerr << "data: " << data.summary() << "\n";
+    dist.barrier("token cache");
+  }
+  return data;
+}
+
+// One optimizer step's forward and backward over this rank's rows, gradients synchronised and
+// clipped. Sum-then-divide: every micro-batch's loss sum is divided by the loss tokens of the
+// whole step on all ranks, so the step equals one big batch in one process.
+struct StepSums {
+  double loss = 0, grad_norm = 0;
+  int64_t tokens = 0, micro_batches = 0;
+};
+StepSums forward_backward(CausalLM& model, DataParallel& dp, const Dist& dist, const std::vector<PackedRow>& step_rows,
+                          const TrainConfig& train, const torch::Device& device, int32_t pad_id) {
+  const RankStep plan = plan_rank_step(step_rows, dist, train.micro_batch_size);
+  double local_loss_tokens = 0, local_tokens = 0;
+  for (const PackedRow& row : plan.rows) {
+    local_tokens += static_cast<double>(row.real_tokens);
+    for (size_t t = 1; t < row.labels.size(); ++t) local_loss_tokens += row.labels[t] != -100;
+  }
+  const std::vector<double> counts = dist.all_reduce_sum({local_loss_tokens, local_tokens}, "step token counts");
+  const double loss_tokens = std::max(counts[0], 1.0);
+  StepSums out;
+  out.tokens = static_cast<int64_t>(counts[1]);
+  out.micro_batches = plan.micro_batches;
+  double local_loss_sum = 0;
+  out.grad_norm = run_micro_batches(plan, train.micro_batch_size, dp, train.grad_clip, [&](size_t begin, size_t end) {
+    Batch batch = collate(plan.rows, begin, end, device, pad_id);
+    auto [sum, count] = model->loss_sum(batch.input, batch.labels);
+    (sum / loss_tokens).backward();
+    local_loss_sum += sum.item<double>();
+  });
+  out.loss = dist.all_reduce_sum({local_loss_sum}, "step loss")[0] / loss_tokens;
+  return out;
 }
 
 }  // namespace
 
-SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string& resume) {
+SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string& resume, const Dist& dist) {
   // --- setup ---
   const fs::path out = r.run.output_dir;
-  prepare_run_directory(r.run, !resume.empty(), {"repetition"});
-  write_file_atomic(out / "config.yaml", resolved_recipe_yaml(r, file));
+  const ShardStrategy strategy = resolve_strategy(r.dist, dist.world_size());
+  prepare_run_on_ranks(r.run, !resume.empty(), resolved_recipe_yaml(r, file), file.path, dist, {"repetition"});
 
   const fs::path model_dir = resolve_model_dir(r.model.path, "model.path");
   Tokenizer tokenizer = Tokenizer::load(model_dir);
   ChatFormat format = resolve_chat_format(r.data.chat_template, tokenizer);
-  SftData data = prepare_sft_data(r.data, tokenizer, format, file.path.parent_path());
-  std::cerr << "data: " << data.summary() << "\n";
+  SftData data = prepare_data_once(r, file, tokenizer, format, dist);
   const int32_t pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
 
-  const DecoderOptions o = decoder_options(r.model, file.path);
+  DecoderOptions o = decoder_options(r.model, file.path);
+  if (o.device.is_cuda() && !dist.single()) o.device = torch::Device(torch::kCUDA, static_cast<int8_t>(dist.local_rank()));
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
   CausalLM model = load_model(model_dir, o);
   if (tokenizer.vocab_size() > model->config.vocab_size)
     fail(model_dir.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
          model->config.vocab_size);
-  auto optimizer = make_optimizer(model, r.train);
+  DataParallel dp(dist, strategy, model, r.train);
+  if (dist.is_main() && !dist.single())
+    std::fprintf(stderr, "dist: %lld ranks (%s), strategy %s\n", static_cast<long long>(dist.world_size()),
+                 dist.backend_name().c_str(), shard_strategy_name(strategy));
 
   // The whole run's step count, for the schedule and the ETA.
   int64_t total_steps = 0;
@@ -98,9 +181,9 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   std::vector<EvalPrompt> repetition_prompts;
   if (r.repetition) repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
 
-  TrainingState state;
-  if (!resume.empty()) state = resume_training(out, resume, model, *optimizer);
-  MetricsLog metrics(out / "metrics.jsonl", !resume.empty());
+  TrainingState state = resume_on_ranks(out, resume, model, dp, dist);
+  // Rank 0 writes metrics, checkpoints and the progress line; every rank takes part in collectives.
+  std::optional<MetricsLog> metrics = open_metrics(out, !resume.empty(), dist);
   SftOutcome outcome;
   int64_t& step = state.step;
   int64_t& tokens_seen = state.tokens_seen;
@@ -108,11 +191,12 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   auto run_start = std::chrono::steady_clock::now();
   auto last_checkpoint = run_start;
   const int64_t first_step = step;
-  auto params = model->parameters();
   CheckpointWriter writer(r.train.async_checkpoint);
   int64_t last_checkpoint_step = state.step;
   auto checkpoint = [&] {
-    writer.submit(training_snapshot(model, *optimizer, out, state, format, model_dir, r.train.keep_last));
+    NamedTensors optimizer_state = dp.optimizer_state();  // a collective: every rank takes part
+    if (dist.is_main())
+      writer.submit(training_snapshot(model, std::move(optimizer_state), out, state, format, model_dir, r.train.keep_last));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };
@@ -120,9 +204,12 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   int64_t last_repetition_step = -1;
   auto measure = [&] {
     fs::path report = out / "repetition" / ("step_" + std::to_string(step) + ".jsonl");
-    RepetitionResult result = measure_repetition(model, tokenizer, format, repetition_prompts, *r.repetition, report,
-                                                 "step " + std::to_string(step));
-    metrics.write({{"step", step},
+    RepetitionResult result = repetition_on_ranks(model, tokenizer, format, repetition_prompts, *r.repetition, report,
+                                                  "step " + std::to_string(step), dist);
+    last_repetition_step = step;
+    outcome.repetition_ratio = result.ratio;
+    if (!dist.is_main()) return;
+    metrics->write({{"step", step},
                    {"repetition_ratio", result.ratio},
                    {"repetition_repetitive", result.repetitive},
                    {"repetition_terminated", result.terminated},
@@ -131,8 +218,6 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     std::fprintf(stderr, "step %lld: repetition ratio %.4f (%lld of %lld responses repeat; %lld terminated) -> %s\n",
                  static_cast<long long>(step), result.ratio, static_cast<long long>(result.repetitive),
                  static_cast<long long>(result.prompts), static_cast<long long>(result.terminated), report.string().c_str());
-    last_repetition_step = step;
-    outcome.repetition_ratio = result.ratio;
   };
   if (r.repetition && r.repetition->at_start && step == 0) measure();
 
@@ -144,46 +229,34 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     for (size_t s = first; s < steps.size() && step < total_steps; ++s) {
       auto step_start = std::chrono::steady_clock::now();
       auto [begin, end] = steps[s];
-      // Sum-then-divide: every micro-batch's loss sum is divided by the step's loss tokens, so
-      // accumulation equals one big batch.
-      std::vector<Batch> micro;
-      int64_t step_loss_tokens = 0, step_tokens = 0;
-      for (size_t b = begin; b < end; b += static_cast<size_t>(r.train.micro_batch_size)) {
-        micro.push_back(collate(rows, b, std::min(end, b + static_cast<size_t>(r.train.micro_batch_size)), o.device, pad_id));
-        step_loss_tokens += micro.back().loss_tokens;
-        step_tokens += micro.back().tokens;
-      }
-      double loss_sum = 0;
-      for (Batch& batch : micro) {
-        auto [sum, count] = model->loss_sum(batch.input, batch.labels);
-        (sum / static_cast<double>(std::max<int64_t>(step_loss_tokens, 1))).backward();
-        loss_sum += sum.item<double>();
-      }
-      const double loss = loss_sum / static_cast<double>(std::max<int64_t>(step_loss_tokens, 1));
-      double grad_norm = r.train.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, r.train.grad_clip)
-                                               : torch::nn::utils::clip_grad_norm_(params, 1e30);
+      const std::vector<PackedRow> step_rows(rows.begin() + static_cast<std::ptrdiff_t>(begin),
+                                             rows.begin() + static_cast<std::ptrdiff_t>(end));
+      const StepSums sums = forward_backward(model, dp, dist, step_rows, r.train, o.device, pad_id);
+      const double loss = sums.loss, grad_norm = sums.grad_norm;
+      const int64_t step_tokens = sums.tokens;
       ++step;
       if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
         if (r.train.on_nonfinite == TrainConfig::OnNonFinite::stop)
           fail("step ", step, ": non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
                " (stopping; set train.on_nonfinite=skip to skip such steps)");
-        optimizer->zero_grad();
+        dp.zero_grad();
         ++skipped_steps;
-        metrics.write({{"step", step}, {"skipped", std::isfinite(loss) ? "non-finite gradient norm" : "non-finite loss"},
+        if (metrics) metrics->write({{"step", step}, {"skipped", std::isfinite(loss) ? "non-finite gradient norm" : "non-finite loss"},
                        {"skipped_steps", skipped_steps}});
         state.epoch = epoch;
         state.step_in_epoch = static_cast<int64_t>(s) + 1;
         continue;
       }
       const double lr = learning_rate(r.train.schedule, step, total_steps);
-      set_learning_rate(*optimizer, lr);
-      optimizer->step();
-      optimizer->zero_grad();
+      dp.step(lr);
       tokens_seen += step_tokens;
       outcome.last_loss = loss;
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       double tokens_per_s = static_cast<double>(step_tokens) / seconds;
-      if (step % r.train.log_every == 0 || step == total_steps) {
+      const double peak = dist.all_reduce_max(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
+      const double val_loss =
+          r.train.val_every > 0 && step % r.train.val_every == 0 ? validation_loss(model, data, r, pad_id, dist) : -1;
+      if (dist.is_main() && (step % r.train.log_every == 0 || step == total_steps)) {
         nlohmann::json record = {{"step", step},
                                  {"epoch", static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(steps.size())},
                                  {"loss", loss},
@@ -191,40 +264,48 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
                                  {"grad_norm", grad_norm},
                                  {"tokens_per_s", tokens_per_s},
                                  {"mfu", nullptr},
-                                 {"peak_memory_bytes", peak_memory_bytes(o.device)},
+                                 {"peak_memory_bytes", static_cast<int64_t>(peak)},
                                  {"tokens_seen", tokens_seen}};
+        if (!dist.single()) {
+          record["world_size"] = dist.world_size();
+          record["reduced_bytes"] = dp.bytes_reduced_per_step(sums.micro_batches);
+          record["gathered_bytes"] = dp.bytes_gathered_per_step();
+          const DataParallel::Held held = dp.held_bytes();
+          record["held_weight_bytes"] = held.weights;
+          record["held_gradient_bytes"] = held.gradients;
+          record["held_optimizer_bytes"] = held.optimizer;
+        }
         if (o.device.is_cuda() && o.compute_dtype == torch::kBFloat16) record["mfu"] = flops_per_token * tokens_per_s / 989e12;
         if (skipped_steps) record["skipped_steps"] = skipped_steps;
-        if (r.train.val_every > 0 && step % r.train.val_every == 0) record["val_loss"] = validation_loss(model, data, r, pad_id);
-        metrics.write(record);
-        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        double eta = elapsed / static_cast<double>(step - first_step) * static_cast<double>(total_steps - step);
-        std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  ETA %.0fs%s",
-                     tty ? "\r" : "", static_cast<long long>(step), static_cast<long long>(total_steps), loss, lr, grad_norm,
-                     tokens_per_s, eta, tty ? "   " : "\n");
+        if (val_loss >= 0) record["val_loss"] = val_loss;
+        metrics->write(record);
+        char what[64];
+        std::snprintf(what, sizeof what, "loss %.4f", loss);
+        print_step_progress(dist, step, total_steps, what, lr, grad_norm, tokens_per_s,
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count(),
+                            step - first_step);
       }
       state.epoch = epoch;
       state.step_in_epoch = static_cast<int64_t>(s) + 1;
-      double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() / 60.0;
-      if ((r.train.checkpoint_every_steps > 0 && step % r.train.checkpoint_every_steps == 0) ||
-          (r.train.checkpoint_every_minutes > 0 && minutes >= r.train.checkpoint_every_minutes)) {
-        checkpoint();
-      }
+      if (checkpoint_due(r.train, step, last_checkpoint, dist)) checkpoint();
       if (r.repetition && r.repetition->every_steps > 0 && step % r.repetition->every_steps == 0 && step < total_steps) {
         if (tty) std::fprintf(stderr, "\n");
         measure();
       }
     }
   }
-  if (tty) std::fprintf(stderr, "\n");
+  if (tty && dist.is_main()) std::fprintf(stderr, "\n");
   outcome.steps = step;
   // The last step's checkpoint goes out while validation and the repetition monitor run.
-  if (last_checkpoint_step != step || newest_training_checkpoint(out).empty()) checkpoint();
-  outcome.validation_loss = validation_loss(model, data, r, pad_id);
-  if (outcome.validation_loss >= 0) metrics.write({{"step", step}, {"val_loss", outcome.validation_loss}});
+  const bool last_missing = last_checkpoint_step != step || newest_training_checkpoint(out).empty();
+  if (dist.all_reduce_max(dist.is_main() && last_missing ? 1 : 0, "last checkpoint") > 0) checkpoint();
+  outcome.validation_loss = validation_loss(model, data, r, pad_id, dist);
+  if (outcome.validation_loss >= 0 && metrics) metrics->write({{"step", step}, {"val_loss", outcome.validation_loss}});
   if (r.repetition && r.repetition->at_end && last_repetition_step != step) measure();
   writer.wait();
-  outcome.final_dir = export_final(model, out, model_dir, format);
+  if (dist.is_main()) export_final(model, out, model_dir, format);
+  dist.barrier("final export");  // every rank returns once final/ is complete (a pipeline's next stage reads it)
+  outcome.final_dir = out / "final";
   return outcome;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <filesystem>
 
+#include "dist/dist.h"
 #include "sft/sft_recipe.h"
 
 namespace dsalign {
@@ -16,7 +17,9 @@ struct SftOutcome {
 };
 
 // resume: "" (a fresh run), "latest" (the newest checkpoint in <output_dir>/checkpoints), or a
-// checkpoint directory.
-SftOutcome run_sft(const SftRecipe& recipe, const RecipeFile& file, const std::string& resume = "");
+// checkpoint directory. `dist`: the ranks of the run (every rank calls run_sft with its own);
+// Dist{} is one process.
+SftOutcome run_sft(const SftRecipe& recipe, const RecipeFile& file, const std::string& resume = "",
+                   const Dist& dist = Dist{});
 
 }  // namespace dsalign

@@ -11,10 +11,15 @@
 namespace dsalign {
 namespace fs = std::filesystem;
 
-void prepare_run_directory(const RunSection& run, bool resuming, const std::vector<std::string>& extra) {
+void check_run_directory(const RunSection& run, bool resuming) {
   const fs::path& out = run.output_dir;
   if (fs::exists(out / "config.yaml") && !run.overwrite && !resuming)
     fail(out.string(), ": already holds a run (resume it with --resume, or set run.overwrite=true to replace it)");
+}
+
+void prepare_run_directory(const RunSection& run, bool resuming, const std::vector<std::string>& extra) {
+  const fs::path& out = run.output_dir;
+  check_run_directory(run, resuming);
   if (run.overwrite && !resuming) {
     fs::remove(out / "metrics.jsonl");
     fs::remove_all(out / "final");
@@ -36,13 +41,12 @@ DecoderOptions decoder_options(const ModelSection& m, const fs::path& recipe) {
   return o;
 }
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const TrainConfig& t) {
+std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedTensors& named, const TrainConfig& t) {
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& item : model->named_parameters()) {
-    const std::string& name = item.key();
+  for (const auto& [name, tensor] : named) {
     bool norm_or_embedding = name.ends_with("norm.weight") || name.find("embed_tokens") != std::string::npos;
     bool exempt = name.ends_with(".bias") || (!t.decay_norms_and_embeddings && norm_or_embedding);
-    (exempt ? no_decay : decay).push_back(item.value());
+    (exempt ? no_decay : decay).push_back(tensor);
   }
   auto options = [&](double wd) {
     auto o = std::make_unique<torch::optim::AdamWOptions>(t.schedule.lr);
@@ -53,6 +57,12 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const Train
   groups.emplace_back(decay, options(t.weight_decay));
   groups.emplace_back(no_decay, options(0.0));
   return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(t.schedule.lr));
+}
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const TrainConfig& t) {
+  NamedTensors named;
+  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  return make_adamw(named, t);
 }
 
 void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
@@ -111,23 +121,48 @@ fs::path checkpoint_to_resume(const fs::path& out, const std::string& resume) {
   return newest;
 }
 
-TrainingState resume_training(const fs::path& out, const std::string& resume, CausalLM& model, torch::optim::AdamW& optimizer) {
+TrainingState resume_training(const fs::path& out, const std::string& resume, CausalLM& model,
+                              const RestoreOptimizer& restore_optimizer, bool main) {
   fs::path checkpoint = checkpoint_to_resume(out, resume);
-  TrainingState state = TrainingState::from_json(load_training_checkpoint(checkpoint, model, optimizer), checkpoint / "state.json");
-  truncate_metrics(out / "metrics.jsonl", state.step);
-  std::fprintf(stderr, "resuming from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(state.step));
+  std::map<std::string, torch::Tensor> saved;
+  TrainingState state = TrainingState::from_json(load_training_checkpoint(checkpoint, model, saved), checkpoint / "state.json");
+  restore_optimizer(saved, (checkpoint / "trainer_state.safetensors").string());
+  if (main) {
+    truncate_metrics(out / "metrics.jsonl", state.step);
+    std::fprintf(stderr, "resuming from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(state.step));
+  }
   return state;
 }
 
-CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const fs::path& out,
+TrainingState resume_training(const fs::path& out, const std::string& resume, CausalLM& model, torch::optim::AdamW& optimizer,
+                              bool main) {
+  return resume_training(
+      out, resume, model,
+      [&](const std::map<std::string, torch::Tensor>& saved, const std::string& file) {
+        NamedTensors named;
+        for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+        restore_adamw_state(named, {}, optimizer, saved, file);
+      },
+      main);
+}
+
+CheckpointSnapshot training_snapshot(CausalLM& model, NamedTensors optimizer_state, const fs::path& out,
                                      const TrainingState& state, ChatFormat format, const fs::path& tokenizer_dir,
                                      int64_t keep_last) {
-  CheckpointSnapshot snapshot = snapshot_training_state(model, optimizer);
+  CheckpointSnapshot snapshot = snapshot_training_state(model, std::move(optimizer_state));
   snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
   snapshot.state = state.to_json(format);
   snapshot.tokenizer_dir = tokenizer_dir;
   snapshot.keep_last = keep_last;
   return snapshot;
+}
+
+CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const fs::path& out,
+                                     const TrainingState& state, ChatFormat format, const fs::path& tokenizer_dir,
+                                     int64_t keep_last) {
+  NamedTensors named;
+  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  return training_snapshot(model, adamw_state_tensors(named, optimizer), out, state, format, tokenizer_dir, keep_last);
 }
 
 fs::path export_final(CausalLM& model, const fs::path& out, const fs::path& tokenizer_dir, ChatFormat format) {

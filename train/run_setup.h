@@ -3,6 +3,8 @@
 // restores, and resume.
 #pragma once
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -18,6 +20,8 @@ namespace dsalign {
 // Creates output_dir for a fresh run or a resume. A directory that holds a run is an error unless
 // `overwrite` (then the previous run's outputs, `extra` folders included, are removed first).
 void prepare_run_directory(const RunSection& run, bool resuming, const std::vector<std::string>& extra = {});
+// Only the check, changing nothing: what every rank does before rank 0 prepares the directory.
+void check_run_directory(const RunSection& run, bool resuming);
 
 // The decoder options a recipe's model section asks for; `recipe` names the file in errors.
 DecoderOptions decoder_options(const ModelSection& model, const std::filesystem::path& recipe);
@@ -25,6 +29,8 @@ DecoderOptions decoder_options(const ModelSection& model, const std::filesystem:
 // AdamW with two groups: weight decay on matrices; none on norms, biases and (unless asked) the
 // embeddings.
 std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const TrainConfig& train);
+// The same over given tensors, named by the parameter they belong to (a rank's shards of them).
+std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedTensors& named, const TrainConfig& train);
 void set_learning_rate(torch::optim::AdamW& optimizer, double lr);
 
 // Rows [begin, end) -> decoder input and labels on `device`; rows of unequal length
@@ -48,13 +54,22 @@ struct TrainingState {
 // --resume: "latest" (the newest complete checkpoint of the run) or a checkpoint directory.
 std::filesystem::path checkpoint_to_resume(const std::filesystem::path& run_dir, const std::string& resume);
 
-// --resume: restores weights, AdamW state and the RNG from the checkpoint `resume` names, drops
-// metrics lines past it, and returns the training position (logged).
+// --resume: restores weights, AdamW state and the RNG from the checkpoint `resume` names, and
+// returns the training position. `main` (rank 0 of a run) also drops metrics lines past it and
+// logs where it resumes.
 TrainingState resume_training(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
-                              torch::optim::AdamW& optimizer);
+                              torch::optim::AdamW& optimizer, bool main = true);
+// The same, with the AdamW state handed to `restore_optimizer` (trainer_state tensors, the file).
+using RestoreOptimizer = std::function<void(const std::map<std::string, torch::Tensor>&, const std::string&)>;
+TrainingState resume_training(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
+                              const RestoreOptimizer& restore_optimizer, bool main);
 
 // The host copy of what checkpoints/step_<state.step> holds, ready for a CheckpointWriter.
 CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const std::filesystem::path& run_dir,
+                                     const TrainingState& state, ChatFormat format,
+                                     const std::filesystem::path& tokenizer_dir, int64_t keep_last);
+// The same with the AdamW state given (host tensors, as adamw_state_tensors names them).
+CheckpointSnapshot training_snapshot(CausalLM& model, NamedTensors optimizer_state, const std::filesystem::path& run_dir,
                                      const TrainingState& state, ChatFormat format,
                                      const std::filesystem::path& tokenizer_dir, int64_t keep_last);
 

@@ -37,26 +37,39 @@ std::vector<fs::path> complete_checkpoints(const fs::path& root) {
 
 }  // namespace
 
-CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer) {
+NamedTensors adamw_state_tensors(const NamedTensors& named, torch::optim::AdamW& optimizer) {
+  torch::NoGradGuard no_grad;
+  NamedTensors out;
+  auto& states = optimizer.state();
+  for (const auto& [name, t] : named) {
+    auto it = states.find(t.unsafeGetTensorImpl());
+    if (it == states.end()) continue;  // no step taken yet
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    const std::string prefix = "optimizer." + name;
+    out.emplace_back(prefix + ".exp_avg", host_copy(st.exp_avg()));
+    out.emplace_back(prefix + ".exp_avg_sq", host_copy(st.exp_avg_sq()));
+    out.emplace_back(prefix + ".step", torch::tensor({st.step()}, torch::kInt64));
+  }
+  return out;
+}
+
+CheckpointSnapshot snapshot_training_state(CausalLM& model, NamedTensors optimizer_state) {
   torch::NoGradGuard no_grad;
   CheckpointSnapshot s;
   s.config = model->config;
   s.weight_dtype = model->options.param_dtype;
   for (auto& [name, t] : checkpoint_tensors(model)) s.weights.emplace_back(name, host_copy(t));
-  auto& states = optimizer.state();
-  for (auto& item : model->named_parameters()) {
-    auto it = states.find(item.value().unsafeGetTensorImpl());
-    if (it == states.end()) continue;  // no step taken yet
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    const std::string prefix = "optimizer." + item.key();
-    s.trainer_state.emplace_back(prefix + ".exp_avg", host_copy(st.exp_avg()));
-    s.trainer_state.emplace_back(prefix + ".exp_avg_sq", host_copy(st.exp_avg_sq()));
-    s.trainer_state.emplace_back(prefix + ".step", torch::tensor({st.step()}, torch::kInt64));
-  }
+  s.trainer_state = std::move(optimizer_state);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   s.trainer_state.emplace_back("rng.cpu", generator.get_state());
   return s;
+}
+
+CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer) {
+  NamedTensors named;
+  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  return snapshot_training_state(model, adamw_state_tensors(named, optimizer));
 }
 
 void write_training_checkpoint(const CheckpointSnapshot& s) {
@@ -82,7 +95,7 @@ void write_training_checkpoint(const CheckpointSnapshot& s) {
   for (size_t i = 0; i + static_cast<size_t>(s.keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
 }
 
-nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, torch::optim::AdamW& optimizer) {
+nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, std::map<std::string, torch::Tensor>& saved) {
   for (const char* name : {"state.json", "trainer_state.safetensors"})
     if (!fs::exists(dir / name)) fail(dir.string(), ": not a complete dsalign training checkpoint (no ", name, ")");
   nlohmann::json state;
@@ -92,34 +105,52 @@ nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, to
     fail((dir / "state.json").string(), ": ", first_line(e));
   }
   load_weights(model, dir);
-  std::map<std::string, torch::Tensor> saved;
+  saved.clear();
   for (auto& [name, t] : read_safetensors(dir / "trainer_state.safetensors")) saved[name] = t;
+  auto rng = saved.find("rng.cpu");
+  if (rng == saved.end()) fail((dir / "trainer_state.safetensors").string(), ": no tensor 'rng.cpu'");
+  at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the default's state
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(rng->second);
+  return state;
+}
+
+void restore_adamw_state(const NamedTensors& named, const std::vector<std::pair<int64_t, int64_t>>& rows,
+                         torch::optim::AdamW& optimizer, const std::map<std::string, torch::Tensor>& saved,
+                         const std::string& file) {
   auto take = [&](const std::string& name) {
     auto it = saved.find(name);
-    if (it == saved.end()) fail((dir / "trainer_state.safetensors").string(), ": no tensor '", name, "'");
+    if (it == saved.end()) fail(file, ": no tensor '", name, "'");
     return it->second;
   };
   torch::NoGradGuard no_grad;
   auto& states = optimizer.state();
-  for (auto& item : model->named_parameters()) {
-    const std::string prefix = "optimizer." + item.key();
+  for (size_t i = 0; i < named.size(); ++i) {
+    const auto& [name, p] = named[i];
+    const std::string prefix = "optimizer." + name;
     if (!saved.count(prefix + ".step")) continue;
-    const torch::Tensor& p = item.value();
     auto st = std::make_unique<torch::optim::AdamWParamState>();
     st->step(take(prefix + ".step").item<int64_t>());
     for (auto [key, field] : {std::pair<const char*, int>{".exp_avg", 0}, {".exp_avg_sq", 1}}) {
       torch::Tensor t = take(prefix + key);
+      if (!rows.empty() && t.dim() > 0 && rows[i].second <= t.size(0))
+        t = t.narrow(0, rows[i].first, rows[i].second - rows[i].first);
       if (t.sizes() != p.sizes())
-        fail((dir / "trainer_state.safetensors").string(), ": '", prefix + key, "' has shape ", t.sizes(),
-             ", the parameter has ", p.sizes());
+        fail(file, ": '", prefix + key, "' has shape ", t.sizes(), ", the parameter (or this rank's rows of it) has ",
+             p.sizes());
       t = t.to(p.device(), p.scalar_type()).clone();
       field == 0 ? st->exp_avg(t) : st->exp_avg_sq(t);
     }
     states[p.unsafeGetTensorImpl()] = std::move(st);
   }
-  at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the default's state
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(take("rng.cpu"));
+}
+
+nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, torch::optim::AdamW& optimizer) {
+  std::map<std::string, torch::Tensor> saved;
+  nlohmann::json state = load_training_checkpoint(dir, model, saved);
+  NamedTensors named;
+  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  restore_adamw_state(named, {}, optimizer, saved, (dir / "trainer_state.safetensors").string());
   return state;
 }
 

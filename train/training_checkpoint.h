@@ -6,6 +6,7 @@
 #pragma once
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
@@ -32,6 +33,17 @@ struct CheckpointSnapshot {
 // Copies weights, AdamW state and the CPU RNG state to host memory (the only part that stalls
 // training).
 CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer);
+// The same with the AdamW state given (host tensors named as adamw_state_tensors names them).
+CheckpointSnapshot snapshot_training_state(CausalLM& model, NamedTensors optimizer_state);
+
+// AdamW's state of each named tensor it has stepped, as host copies named
+// "optimizer.<name>.exp_avg", ".exp_avg_sq" and ".step".
+NamedTensors adamw_state_tensors(const NamedTensors& named, torch::optim::AdamW& optimizer);
+// Restores what adamw_state_tensors saved into `optimizer`'s state for each named tensor. With
+// `rows` (one [begin, end) per tensor), the tensor holds those rows of the saved one (a shard).
+void restore_adamw_state(const NamedTensors& named, const std::vector<std::pair<int64_t, int64_t>>& rows,
+                         torch::optim::AdamW& optimizer, const std::map<std::string, torch::Tensor>& saved,
+                         const std::string& file);
 
 // Writes, renames into place, then removes all but the newest keep_last complete checkpoints.
 // A failure (a full disk) leaves no directory at snapshot.dir and earlier checkpoints untouched.
@@ -39,6 +51,10 @@ void write_training_checkpoint(const CheckpointSnapshot& snapshot);
 
 // Restores weights, AdamW state and the CPU RNG from `dir`; returns its state.json.
 nlohmann::json load_training_checkpoint(const std::filesystem::path& dir, CausalLM& model, torch::optim::AdamW& optimizer);
+// Restores weights and the CPU RNG; `trainer_state` receives trainer_state.safetensors (the AdamW
+// state for the caller to restore); returns state.json.
+nlohmann::json load_training_checkpoint(const std::filesystem::path& dir, CausalLM& model,
+                                        std::map<std::string, torch::Tensor>& trainer_state);
 
 // The newest complete (state.json present) checkpoints/step_<N> of a run directory, or empty.
 std::filesystem::path newest_training_checkpoint(const std::filesystem::path& run_dir);

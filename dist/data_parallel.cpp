@@ -1,0 +1,229 @@
+#include "dist/data_parallel.h"
+
+#include "train/run_setup.h"
+#include "util/error.h"
+
+namespace dsalign {
+namespace {
+
+constexpr int64_t kBucketElements = 25'000'000;  // values per collective, so no model-size buffer appears
+
+int64_t row_elements(const torch::Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / std::max<int64_t>(t.size(0), 1); }
+
+// Rows [begin, begin + n) of `t` as a [per_rank * row_elements] flat tensor, zero-padded at the end.
+torch::Tensor padded_rows(const torch::Tensor& t, int64_t begin, int64_t n, int64_t per_rank) {
+  torch::Tensor flat = torch::zeros({per_rank * row_elements(t)}, t.options());
+  if (n > 0) flat.narrow(0, 0, n * row_elements(t)).copy_(t.reshape({t.size(0), -1}).narrow(0, begin, n).reshape(-1));
+  return flat;
+}
+
+}  // namespace
+
+DataParallel::DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& model, const TrainConfig& train)
+    : dist_(dist), strategy_(strategy) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    names_.push_back(item.key());
+    params_.push_back(item.value());
+    RowShard shard = sharded() ? row_shard(item.value().size(0), dist.world_size(), dist.rank())
+                               : RowShard{0, item.value().size(0), item.value().size(0)};
+    shards_.push_back(shard);
+    // A view of the owned rows: AdamW's in-place update writes the parameter's own storage.
+    owned_.push_back(sharded() ? item.value().detach().narrow(0, shard.begin, shard.rows()) : item.value());
+    if (sharded()) shard_grads_.push_back(torch::zeros_like(owned_.back()));
+  }
+  size_t first = 0;
+  int64_t in_bucket = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    in_bucket += params_[i].numel();
+    if (in_bucket >= kBucketElements || i + 1 == params_.size()) {
+      buckets_.emplace_back(first, i + 1);
+      first = i + 1;
+      in_bucket = 0;
+    }
+  }
+  NamedTensors named;
+  for (size_t i = 0; i < owned_.size(); ++i) named.emplace_back(names_[i], owned_[i]);
+  adamw_ = make_adamw(named, train);
+  if (sharded())
+    for (size_t i = 0; i < owned_.size(); ++i) owned_[i].mutable_grad() = shard_grads_[i];
+}
+
+// Each bucket: for every rank r, its rows of every parameter, one after another; the collective
+// leaves rank r the sum over ranks of block r.
+void DataParallel::reduce_scatter_into_shards() {
+  torch::NoGradGuard no_grad;
+  const int64_t world = dist_.world_size();
+  for (auto [first, last] : buckets_) {
+    std::vector<torch::Tensor> blocks;
+    int64_t block = 0;
+    for (size_t i = first; i < last; ++i) block += shards_[i].per_rank * row_elements(params_[i]);
+    for (int64_t r = 0; r < world; ++r)
+      for (size_t i = first; i < last; ++i) {
+        RowShard s = row_shard(params_[i].size(0), world, r);
+        torch::Tensor g = params_[i].grad().defined() ? params_[i].grad() : torch::zeros_like(params_[i]);
+        blocks.push_back(padded_rows(g, s.begin, s.rows(), s.per_rank));
+      }
+    torch::Tensor input = torch::cat(blocks), output = torch::empty({block}, input.options());
+    blocks.clear();
+    dist_.reduce_scatter_sum(output, input, "gradient reduce-scatter");
+    int64_t offset = 0;
+    for (size_t i = first; i < last; ++i) {
+      const int64_t n = shards_[i].rows() * row_elements(params_[i]);
+      shard_grads_[i].add_(output.narrow(0, offset, n).view_as(shard_grads_[i]));
+      offset += shards_[i].per_rank * row_elements(params_[i]);
+      params_[i].mutable_grad() = torch::Tensor();  // the full gradient is not kept
+    }
+  }
+}
+
+void DataParallel::all_gather_rows() {
+  torch::NoGradGuard no_grad;
+  const int64_t world = dist_.world_size();
+  for (auto [first, last] : buckets_) {
+    std::vector<torch::Tensor> mine;
+    for (size_t i = first; i < last; ++i) mine.push_back(padded_rows(params_[i], shards_[i].begin, shards_[i].rows(), shards_[i].per_rank));
+    torch::Tensor input = torch::cat(mine);
+    torch::Tensor output = torch::empty({input.numel() * world}, input.options());
+    dist_.all_gather(output, input, "parameter all-gather");
+    for (int64_t r = 0; r < world; ++r) {
+      int64_t offset = r * input.numel();
+      for (size_t i = first; i < last; ++i) {
+        RowShard s = row_shard(params_[i].size(0), world, r);
+        const int64_t per_row = row_elements(params_[i]);
+        if (r != dist_.rank() && s.rows() > 0)
+          params_[i].reshape({params_[i].size(0), -1}).narrow(0, s.begin, s.rows()).copy_(
+              output.narrow(0, offset, s.rows() * per_row).view({s.rows(), per_row}));
+        offset += s.per_rank * per_row;
+      }
+    }
+  }
+}
+
+void DataParallel::after_micro_batch() {
+  if (strategy_ == ShardStrategy::zero2) reduce_scatter_into_shards();
+}
+
+void DataParallel::finish_gradients() {
+  if (strategy_ == ShardStrategy::zero1) {
+    reduce_scatter_into_shards();
+  } else if (strategy_ == ShardStrategy::ddp) {
+    for (auto [first, last] : buckets_) {
+      std::vector<torch::Tensor> grads;
+      for (size_t i = first; i < last; ++i) {
+        if (!params_[i].grad().defined()) params_[i].mutable_grad() = torch::zeros_like(params_[i]);
+        grads.push_back(params_[i].grad());
+      }
+      dist_.all_reduce_sum(grads, "gradient all-reduce");
+    }
+  }
+}
+
+// The gradient norm in fp64 over every element (summed over the ranks' rows when sharded), so one
+// process and any sharding compute the same number; clipping as torch.nn.utils.clip_grad_norm_:
+// scale by max_norm / (norm + 1e-6) when that is below 1.
+double DataParallel::clip_grad_norm(double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  if (sharded()) {
+    grads = shard_grads_;
+  } else {
+    for (auto& p : params_)
+      if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  double squares = 0;
+  for (const auto& g : grads) {
+    // Accumulated in fp64 inside the reduction (no fp64 copy of the gradient).
+    const double n = torch::linalg_vector_norm(g, 2, c10::nullopt, false, torch::kFloat64).item<double>();
+    squares += n * n;
+  }
+  if (sharded()) squares = dist_.all_reduce_sum({squares}, "gradient norm")[0];
+  const double norm = std::sqrt(squares);
+  const double coefficient = max_norm / (norm + 1e-6);
+  if (max_norm > 0 && coefficient < 1)
+    for (auto& g : grads) g.mul_(coefficient);
+  return norm;
+}
+
+void DataParallel::step(double lr) {
+  set_learning_rate(*adamw_, lr);
+  adamw_->step();
+  if (sharded()) all_gather_rows();
+  zero_grad();
+}
+
+void DataParallel::zero_grad() {
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+  for (auto& g : shard_grads_) g.zero_();
+}
+
+NamedTensors DataParallel::optimizer_state() {
+  NamedTensors named;
+  for (size_t i = 0; i < owned_.size(); ++i) named.emplace_back(names_[i], owned_[i]);
+  NamedTensors local = adamw_state_tensors(named, *adamw_);
+  if (!sharded()) return local;
+  // Each moment gathered row range by row range into the full tensor, one parameter at a time.
+  std::map<std::string, torch::Tensor> by_name(local.begin(), local.end());
+  NamedTensors out;
+  const int64_t world = dist_.world_size();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string prefix = "optimizer." + names_[i];
+    if (!by_name.count(prefix + ".step")) continue;
+    for (const char* key : {".exp_avg", ".exp_avg_sq"}) {
+      const torch::Tensor& part = by_name.at(prefix + key);
+      torch::Tensor input = padded_rows(part.to(params_[i].device()), 0, shards_[i].rows(), shards_[i].per_rank);
+      torch::Tensor output = torch::empty({input.numel() * world}, input.options());
+      dist_.all_gather(output, input, "optimizer state all-gather");
+      if (!dist_.is_main()) continue;
+      std::vector<torch::Tensor> pieces;
+      for (int64_t r = 0; r < world; ++r) {
+        RowShard s = row_shard(params_[i].size(0), world, r);
+        pieces.push_back(output.narrow(0, r * input.numel(), s.rows() * row_elements(params_[i])));
+      }
+      out.emplace_back(prefix + key, torch::cat(pieces).view(params_[i].sizes()).cpu().clone());
+    }
+    out.emplace_back(prefix + ".step", by_name.at(prefix + ".step"));
+  }
+  return out;
+}
+
+void DataParallel::load_optimizer_state(const std::map<std::string, torch::Tensor>& saved, const std::string& file) {
+  NamedTensors named;
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  for (size_t i = 0; i < owned_.size(); ++i) {
+    named.emplace_back(names_[i], owned_[i]);
+    rows.emplace_back(shards_[i].begin, shards_[i].end);
+  }
+  restore_adamw_state(named, sharded() ? rows : std::vector<std::pair<int64_t, int64_t>>{}, *adamw_, saved, file);
+}
+
+int64_t DataParallel::bytes_reduced_per_step(int64_t micro_batches) const {
+  if (strategy_ == ShardStrategy::none) return 0;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < params_.size(); ++i)
+    bytes += (sharded() ? shards_[i].per_rank * row_elements(params_[i]) * dist_.world_size() : params_[i].numel()) *
+             params_[i].element_size();
+  return strategy_ == ShardStrategy::zero2 ? bytes * micro_batches : bytes;
+}
+
+int64_t DataParallel::bytes_gathered_per_step() const {
+  if (!sharded()) return 0;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < params_.size(); ++i)
+    bytes += shards_[i].per_rank * row_elements(params_[i]) * dist_.world_size() * params_[i].element_size();
+  return bytes;
+}
+
+DataParallel::Held DataParallel::held_bytes() const {
+  Held h;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    h.weights += params_[i].numel() * params_[i].element_size();
+    // zero1 accumulates full gradients through the step, then keeps its rows' sum; zero2 only the rows.
+    const int64_t full = strategy_ == ShardStrategy::zero2 ? 0 : params_[i].numel();
+    h.gradients += (full + (sharded() ? owned_[i].numel() : 0)) * params_[i].element_size();
+    h.optimizer += 2 * owned_[i].numel() * 4;  // exp_avg, exp_avg_sq in fp32
+  }
+  return h;
+}
+
+}  // namespace dsalign

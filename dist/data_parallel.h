@@ -1,0 +1,75 @@
+// One optimizer step across the ranks of a run, per strategy (the `dist` section):
+//   none   one process: AdamW on the parameters.
+//   ddp    the step's gradients summed over the ranks (all-reduce in fp32 buckets); AdamW on the
+//          parameters, identical on every rank.
+//   zero1  every parameter's rows (dim 0) split into world_size ranges (dist/shard_plan's
+//          row_shard). After the step's micro-batches the gradients are reduce-scattered, so rank
+//          r holds the summed gradient of its rows only; AdamW runs on a view of those rows (its
+//          moments cover 1/N of the model); the updated rows are then all-gathered into every
+//          rank's copy of the parameters.
+//   zero2  as zero1, but each micro-batch's gradients are reduce-scattered into the shard's
+//          accumulated gradient at once and the full gradients freed: no full-size gradient
+//          outlives a micro-batch.
+// Every rank divides its loss sums by the step's global loss count before backward, so the sum
+// over ranks is one process's gradient on the global batch. Clipping uses the norm over all
+// shards. Checkpoints hold the full AdamW state (gathered row range by row range), the same file
+// a one-process run writes, so a run resumes on any world size and strategy.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "dist/dist.h"
+#include "dist/dist_config.h"
+#include "dist/shard_plan.h"
+#include "model/decoder.h"
+#include "train/train_config.h"
+#include "train/training_checkpoint.h"
+
+namespace dsalign {
+
+class DataParallel {
+ public:
+  DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& model, const TrainConfig& train);
+
+  void after_micro_batch();   // zero2: reduce-scatter this micro-batch's gradients now
+  void finish_gradients();    // the step's gradients, summed over the ranks, where AdamW needs them
+  double clip_grad_norm(double max_norm);  // the global norm; scales the gradients when > max_norm > 0
+  void step(double lr);       // AdamW (on this rank's rows under zero1/2), then the rows all-gathered
+  void zero_grad();
+
+  // The full AdamW state as one process saves it ("optimizer.<name>.exp_avg" ...), host tensors;
+  // a collective (every rank calls it), filled on rank 0 only.
+  NamedTensors optimizer_state();
+  // Restores a saved AdamW state (a checkpoint's trainer_state), taking this rank's rows.
+  void load_optimizer_state(const std::map<std::string, torch::Tensor>& saved, const std::string& file);
+
+  ShardStrategy strategy() const { return strategy_; }
+  // Bytes this rank sends into collectives per step (gradients and parameters, by their dtype).
+  int64_t bytes_reduced_per_step(int64_t micro_batches) const;
+  int64_t bytes_gathered_per_step() const;
+  // Bytes this rank holds of parameters, gradients (after finish_gradients) and AdamW moments.
+  struct Held {
+    int64_t weights = 0, gradients = 0, optimizer = 0;
+  };
+  Held held_bytes() const;
+
+ private:
+  bool sharded() const { return strategy_ == ShardStrategy::zero1 || strategy_ == ShardStrategy::zero2; }
+  void reduce_scatter_into_shards();
+  void all_gather_rows();
+
+  const Dist& dist_;
+  ShardStrategy strategy_;
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> params_;   // the model's, full size on every rank
+  std::vector<RowShard> shards_;        // this rank's rows of each
+  std::vector<torch::Tensor> owned_;    // what AdamW updates: params_ (none/ddp) or views of the owned rows
+  std::vector<torch::Tensor> shard_grads_;  // zero1/2: the summed gradient of the owned rows
+  std::vector<std::pair<size_t, size_t>> buckets_;  // [first, last) parameter indices per collective
+  std::unique_ptr<torch::optim::AdamW> adamw_;
+};
+
+}  // namespace dsalign

@@ -1,0 +1,77 @@
+#include "train/step_engine.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "dist/shard_plan.h"
+#include "util/files.h"
+#include "util/hash.h"
+
+namespace dsalign {
+
+void prepare_run_on_ranks(const RunSection& run, bool resuming, const std::string& resolved_recipe,
+                          const std::filesystem::path& recipe_path, const Dist& dist, const std::vector<std::string>& extra) {
+  check_run_directory(run, resuming);
+  const uint64_t hash = std::stoull(Hasher().add(resolved_recipe).hex().substr(0, 16), nullptr, 16);
+  dist.check_same(hash, "the resolved recipe (" + recipe_path.string() + " and its overrides)");
+  if (!dist.is_main()) return;
+  prepare_run_directory(run, resuming, extra);
+  write_file_atomic(run.output_dir / "config.yaml", resolved_recipe);
+}
+
+TrainingState resume_on_ranks(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
+                              DataParallel& dp, const Dist& dist) {
+  if (resume.empty()) return TrainingState{};
+  return resume_training(
+      run_dir, resume, model,
+      [&](const std::map<std::string, torch::Tensor>& saved, const std::string& file) { dp.load_optimizer_state(saved, file); },
+      dist.is_main());
+}
+
+std::optional<MetricsLog> open_metrics(const std::filesystem::path& run_dir, bool resuming, const Dist& dist) {
+  std::optional<MetricsLog> metrics;
+  if (dist.is_main()) metrics.emplace(run_dir / "metrics.jsonl", resuming);
+  return metrics;
+}
+
+RankStep plan_rank_step(const std::vector<PackedRow>& step_rows, const Dist& dist, int64_t micro_batch_size) {
+  RankStep plan;
+  for (size_t i : rank_rows(0, step_rows.size(), dist.world_size(), dist.rank())) plan.rows.push_back(step_rows[i]);
+  plan.micro_batches = micro_batches_per_rank(step_rows.size(), dist.world_size(), micro_batch_size);
+  return plan;
+}
+
+double run_micro_batches(const RankStep& plan, int64_t micro_batch_size, DataParallel& dp, double grad_clip,
+                         const std::function<void(size_t, size_t)>& micro) {
+  const size_t per_batch = static_cast<size_t>(micro_batch_size);
+  for (int64_t m = 0; m < plan.micro_batches; ++m) {
+    const size_t begin = static_cast<size_t>(m) * per_batch;
+    if (begin < plan.rows.size()) micro(begin, std::min(plan.rows.size(), begin + per_batch));
+    dp.after_micro_batch();
+  }
+  dp.finish_gradients();
+  return dp.clip_grad_norm(grad_clip);
+}
+
+bool checkpoint_due(const TrainConfig& train, int64_t step, std::chrono::steady_clock::time_point last, const Dist& dist) {
+  bool due = train.checkpoint_every_steps > 0 && step % train.checkpoint_every_steps == 0;
+  if (train.checkpoint_every_minutes > 0) {
+    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - last).count() / 60.0;
+    due |= dist.all_reduce_max(dist.is_main() && minutes >= train.checkpoint_every_minutes ? 1 : 0, "checkpoint due") > 0;
+  }
+  return due;
+}
+
+void print_step_progress(const Dist& dist, int64_t step, int64_t total_steps, const std::string& what, double lr,
+                         double grad_norm, double tokens_per_s, double seconds_so_far, int64_t steps_so_far) {
+  if (!dist.is_main()) return;
+  const bool tty = ::isatty(STDERR_FILENO);
+  const double eta = seconds_so_far / static_cast<double>(std::max<int64_t>(steps_so_far, 1)) *
+                     static_cast<double>(total_steps - step);
+  std::fprintf(stderr, "%sstep %lld/%lld  %s  lr %.3g  grad_norm %.3g  %.0f tok/s  ETA %.0fs%s", tty ? "\r" : "",
+               static_cast<long long>(step), static_cast<long long>(total_steps), what.c_str(), lr, grad_norm,
+               tokens_per_s, eta, tty ? "   " : "\n");
+}
+
+}  // namespace dsalign
