@@ -134,6 +134,15 @@ double Dist::all_reduce_max(double value, const char* what) const {
   return one[0].cpu().item<double>();
 }
 
+std::vector<double> Dist::all_gather_values(double value, const char* what) const {
+  if (single()) return {value};
+  torch::Tensor mine = torch::tensor({value}, torch::kFloat64).to(device_);
+  torch::Tensor all = torch::empty({world_}, mine.options());
+  all_gather(all, mine, what);
+  all = all.cpu();
+  return std::vector<double>(all.data_ptr<double>(), all.data_ptr<double>() + world_);
+}
+
 std::vector<std::string> Dist::all_gather_strings(const std::string& mine, const char* what) const {
   if (single()) return {mine};
   // Lengths first, then every rank's bytes padded to the longest.

@@ -42,6 +42,8 @@ class Dist {
   // Host numbers summed over the ranks (one collective for all of them).
   std::vector<double> all_reduce_sum(const std::vector<double>& values, const char* what) const;
   double all_reduce_max(double value, const char* what) const;
+  // Every rank's value, in rank order (on every rank).
+  std::vector<double> all_gather_values(double value, const char* what) const;
   // Every rank's bytes, in rank order (on every rank).
   std::vector<std::string> all_gather_strings(const std::string& mine, const char* what) const;
   void barrier(const char* what) const;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -257,7 +258,8 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       outcome.last_accuracy = accuracy;
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       double tokens_per_s = static_cast<double>(step_tokens) / seconds;
-      const double peak = dist.all_reduce_max(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
+      const std::vector<double> peaks = dist.all_gather_values(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
+      const double peak = *std::max_element(peaks.begin(), peaks.end());
       const bool validating = r.train.val_every > 0 && step % r.train.val_every == 0 && !data.validation.empty();
       const DpoMetricSums validation = validating ? validate() : DpoMetricSums{};
       if (dist.is_main() && (step % r.train.log_every == 0 || step == total_steps)) {
@@ -272,6 +274,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
         record.update(sums.to_json());
         if (!dist.single()) {
           record["world_size"] = dist.world_size();
+          record["peak_memory_bytes_per_rank"] = std::vector<int64_t>(peaks.begin(), peaks.end());
           record["reduced_bytes"] = dp.bytes_reduced_per_step(plan.micro_batches);
           record["gathered_bytes"] = dp.bytes_gathered_per_step();
         }

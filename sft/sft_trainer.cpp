@@ -1,5 +1,6 @@
 #include "sft/sft_trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -253,7 +254,8 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
       outcome.last_loss = loss;
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       double tokens_per_s = static_cast<double>(step_tokens) / seconds;
-      const double peak = dist.all_reduce_max(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
+      const std::vector<double> peaks = dist.all_gather_values(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
+      const double peak = *std::max_element(peaks.begin(), peaks.end());
       const double val_loss =
           r.train.val_every > 0 && step % r.train.val_every == 0 ? validation_loss(model, data, r, pad_id, dist) : -1;
       if (dist.is_main() && (step % r.train.log_every == 0 || step == total_steps)) {
@@ -268,6 +270,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
                                  {"tokens_seen", tokens_seen}};
         if (!dist.single()) {
           record["world_size"] = dist.world_size();
+          record["peak_memory_bytes_per_rank"] = std::vector<int64_t>(peaks.begin(), peaks.end());
           record["reduced_bytes"] = dp.bytes_reduced_per_step(sums.micro_batches);
           record["gathered_bytes"] = dp.bytes_gathered_per_step();
           const DataParallel::Held held = dp.held_bytes();

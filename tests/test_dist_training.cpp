@@ -189,6 +189,7 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
         if (line.find("held_weight_bytes") != std::string::npos) first = nlohmann::json::parse(line);
       ASSERT_FALSE(first.is_null()) << out;
       EXPECT_EQ(first["world_size"].get<int64_t>(), n);
+      EXPECT_EQ(first["peak_memory_bytes_per_rank"].size(), static_cast<size_t>(n));
       EXPECT_EQ(first["held_weight_bytes"].get<int64_t>(), want.weights) << out;
       EXPECT_EQ(first["held_gradient_bytes"].get<int64_t>(), want.gradients) << out;
       EXPECT_EQ(first["held_optimizer_bytes"].get<int64_t>(), want.optimizer) << out;
