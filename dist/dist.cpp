@@ -4,6 +4,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef DSALIGN_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -29,7 +30,8 @@ Dist Dist::connect(const LaunchEnv& env, const torch::Device& device, std::chron
   d.rank_ = env.rank;
   d.world_ = env.world_size;
   d.local_rank_ = env.local_rank;
-  d.device_ = device;
+  // One GPU per rank: cuda:LOCAL_RANK, also for the collectives' own small tensors.
+  d.device_ = device.is_cuda() ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank)) : device;
   d.timeout_ = timeout;
   c10::intrusive_ptr<c10d::Store> store;
   try {
@@ -48,6 +50,7 @@ Dist Dist::connect(const LaunchEnv& env, const torch::Device& device, std::chron
   try {
     if (device.is_cuda()) {
 #ifdef DSALIGN_WITH_NCCL
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank));
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;
       d.backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, static_cast<int>(env.rank),

@@ -177,7 +177,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     total_steps += static_cast<int64_t>(plan_steps(epoch_rows(data, r.data, e, pad_id), r.train).size());
   if (r.train.max_steps > 0) total_steps = std::min(total_steps, r.train.max_steps);
   const double flops_per_token = training_flops_per_token(model->config, r.data.max_seq_len);
-  const bool tty = ::isatty(STDERR_FILENO);
+  const bool tty = ::isatty(STDERR_FILENO) && dist.is_main();
 
   std::vector<EvalPrompt> repetition_prompts;
   if (r.repetition) repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
