@@ -211,6 +211,23 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
   }
 }
 
+// torchrun (torch 2.11's, from the test venv; its elastic agent serves the store) launches dsalign
+// as users do: `torchrun --no-python --nproc-per-node 2 dsalign sft ...` trains like one process.
+TEST(DistSft, TorchrunLaunchesRanksLikeOneProcess) {
+  if (!fs::exists(DSALIGN_TORCHRUN)) GTEST_SKIP() << "no torchrun at " << DSALIGN_TORCHRUN;
+  DistFixture f;
+  ASSERT_EQ(run(f.sft("one", 1)), 0) << f.log("one");
+  const std::string command = std::string(DSALIGN_TORCHRUN) + " --no-python --nproc-per-node 2 --master-port " +
+                              std::to_string(free_tcp_port()) + " " + f.cli + " sft " + f.recipe.string() +
+                              // A rank torchrun left behind after a failure gives up within a minute.
+                              " run.output_dir=torchrun dist.timeout_minutes=1 > " + (f.tmp.path / "torchrun.log").string() +
+                              " 2>&1";
+  ASSERT_EQ(run(command), 0) << f.log("torchrun");
+  EXPECT_NE(f.log("torchrun").find("dist: 2 ranks (gloo), strategy zero2"), std::string::npos) << f.log("torchrun");
+  expect_same_curve(f.tmp.path / "torchrun" / "metrics.jsonl", f.tmp.path / "one" / "metrics.jsonl", "loss", "torchrun");
+  expect_same_weights(f.tmp.path / "torchrun", f.tmp.path / "one", "torchrun");
+}
+
 // SIGKILL of one rank mid-run: dsalign launch stops the other and exits non-zero naming the
 // rank, no half-written checkpoint is left as complete, and the run resumes (here on 1 process).
 TEST(DistSft, KilledRankStopsTheRunWhichThenResumes) {
