@@ -45,19 +45,15 @@ bool implemented(ShardStrategy s) { return s != ShardStrategy::zero3; }
 }  // namespace
 
 ShardStrategy resolve_strategy(const DistConfig& c, int64_t world_size) {
+  if (c.reshard_after_forward && c.strategy.value_or(ShardStrategy::zero2) != ShardStrategy::zero3)
+    fail(c.file, ": dist.reshard_after_forward applies to strategy zero3 only");
   // One rank shards nothing: a recipe written for 8 GPUs runs unchanged as one process.
-  if (world_size == 1) {
-    if (c.reshard_after_forward && c.strategy.value_or(ShardStrategy::none) != ShardStrategy::zero3)
-      fail(c.file, ": dist.reshard_after_forward applies to strategy zero3 only");
-    return ShardStrategy::none;
-  }
+  if (world_size == 1) return ShardStrategy::none;
   ShardStrategy s = c.strategy.value_or(ShardStrategy::zero2);
-  if (s == ShardStrategy::none && world_size > 1)
+  if (s == ShardStrategy::none)
     fail(c.file, ": dist.strategy: none, but this run has ", world_size, " ranks (use ddp, or launch one process)");
   if (!implemented(s))
     fail(c.file, ": dist.strategy: ", shard_strategy_name(s), " is not implemented in this build yet (available: none, ddp, zero1, zero2)");
-  if (c.reshard_after_forward && s != ShardStrategy::zero3)
-    fail(c.file, ": dist.reshard_after_forward applies to strategy zero3 only (this run: ", shard_strategy_name(s), ")");
   return s;
 }
 

@@ -258,11 +258,15 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       outcome.last_accuracy = accuracy;
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       double tokens_per_s = static_cast<double>(step_tokens) / seconds;
-      const std::vector<double> peaks = dist.all_gather_values(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
-      const double peak = *std::max_element(peaks.begin(), peaks.end());
+      // Every rank takes the same branch: the peak-memory gather is a collective, only on logged steps.
+      const bool logging = step % r.train.log_every == 0 || step == total_steps;
+      const std::vector<double> peaks =
+          logging ? dist.all_gather_values(static_cast<double>(peak_memory_bytes(o.device)), "peak memory")
+                  : std::vector<double>{};
       const bool validating = r.train.val_every > 0 && step % r.train.val_every == 0 && !data.validation.empty();
       const DpoMetricSums validation = validating ? validate() : DpoMetricSums{};
-      if (dist.is_main() && (step % r.train.log_every == 0 || step == total_steps)) {
+      if (dist.is_main() && logging) {
+        const double peak = *std::max_element(peaks.begin(), peaks.end());
         nlohmann::json record = {{"step", step},
                                  {"epoch", static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(steps.size())},
                                  {"lr", lr},

@@ -254,11 +254,15 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
       outcome.last_loss = loss;
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       double tokens_per_s = static_cast<double>(step_tokens) / seconds;
-      const std::vector<double> peaks = dist.all_gather_values(static_cast<double>(peak_memory_bytes(o.device)), "peak memory");
-      const double peak = *std::max_element(peaks.begin(), peaks.end());
+      // Every rank takes the same branch: the peak-memory gather is a collective, only on logged steps.
+      const bool logging = step % r.train.log_every == 0 || step == total_steps;
+      const std::vector<double> peaks =
+          logging ? dist.all_gather_values(static_cast<double>(peak_memory_bytes(o.device)), "peak memory")
+                  : std::vector<double>{};
       const double val_loss =
           r.train.val_every > 0 && step % r.train.val_every == 0 ? validation_loss(model, data, r, pad_id, dist) : -1;
-      if (dist.is_main() && (step % r.train.log_every == 0 || step == total_steps)) {
+      if (dist.is_main() && logging) {
+        const double peak = *std::max_element(peaks.begin(), peaks.end());
         nlohmann::json record = {{"step", step},
                                  {"epoch", static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(steps.size())},
                                  {"loss", loss},

@@ -120,22 +120,28 @@ fs::path last_checkpoint(const fs::path& run) {
   return newest;
 }
 
-void expect_same_weights(const fs::path& run_a, const fs::path& run_b, const std::string& what) {
-  ASSERT_TRUE(fs::exists(run_a / "final" / "config.json") && fs::exists(run_b / "final" / "config.json")) << what;
-  const fs::path a = last_checkpoint(run_a), b = last_checkpoint(run_b);
-  ASSERT_EQ(a.filename(), b.filename()) << what;
-  auto x = read_safetensors(a / "model.safetensors"), y = read_safetensors(b / "model.safetensors");
+// Every tensor of two safetensors files within `tolerance` x the largest weight of `b`.
+void expect_close_weights(const fs::path& a, const fs::path& b, double tolerance, const std::string& what) {
+  auto x = read_safetensors(a), y = read_safetensors(b);
   ASSERT_EQ(x.size(), y.size());
-  // Within 1e-5 x the model's largest weight: Adam turns the rounding differences of near-zero
-  // gradients (ranks sum in another order) into differences of a few 1e-6 over ten steps.
   double scale = 0;
   for (auto& [name, t] : y) scale = std::max(scale, t.abs().max().item<double>());
   for (size_t i = 0; i < x.size(); ++i) {
     const std::string& name = x[i].first;
     ASSERT_EQ(name, y[i].first);
     torch::Tensor u = y[i].second.to(torch::kFloat32), v = x[i].second.to(torch::kFloat32);
-    EXPECT_LE((u - v).abs().max().item<double>(), 1e-5 * scale) << what << ": " << name;
+    EXPECT_LE((u - v).abs().max().item<double>(), tolerance * scale) << what << ": " << name;
   }
+}
+
+// The runs' last fp32 checkpoints within 1e-5 x the model's largest weight: Adam turns the
+// rounding differences of near-zero gradients (ranks sum in another order) into differences of a
+// few 1e-6 over ten steps.
+void expect_same_weights(const fs::path& run_a, const fs::path& run_b, const std::string& what) {
+  ASSERT_TRUE(fs::exists(run_a / "final" / "config.json") && fs::exists(run_b / "final" / "config.json")) << what;
+  const fs::path a = last_checkpoint(run_a), b = last_checkpoint(run_b);
+  ASSERT_EQ(a.filename(), b.filename()) << what;
+  expect_close_weights(a / "model.safetensors", b / "model.safetensors", 1e-5, what);
 }
 
 // Bytes each strategy holds and moves for this model, from its parameter shapes: what rank 0
@@ -392,13 +398,8 @@ TEST(DistPipeline, RanksRunThePipelineLikeOneProcess) {
   // last-bit difference may round to one bf16 step there: the exported chat weights are compared
   // within one bf16 step (2^-8) of the largest weight.
   expect_same_weights(f.tmp.path / "two" / "sft", f.tmp.path / "one" / "sft", "pipeline sft stage");
-  auto x = read_safetensors(f.tmp.path / "two" / "chat" / "model.safetensors");
-  auto y = read_safetensors(f.tmp.path / "one" / "chat" / "model.safetensors");
-  ASSERT_EQ(x.size(), y.size());
-  double scale = 0;
-  for (auto& [name, t] : y) scale = std::max(scale, t.abs().max().item<double>());
-  for (size_t i = 0; i < x.size(); ++i)
-    EXPECT_LE((x[i].second - y[i].second).abs().max().item<double>(), scale / 256) << x[i].first;
+  expect_close_weights(f.tmp.path / "two" / "chat" / "model.safetensors", f.tmp.path / "one" / "chat" / "model.safetensors",
+                       1.0 / 256, "pipeline chat export");
   ASSERT_EQ(run(pipe("two", 2, "again")), 0) << f.log("again");
   const std::string again = f.log("again");
   size_t skipped = 0;
