@@ -119,6 +119,9 @@ TEST(DataConfig, ParsesAndNamesBadKeys) {
   EXPECT_NE(e.find("data.sources"), std::string::npos) << e;
   e = error_of([] { config_from("data:\n  sources: [{path: a.jsonl}]\n  overflow: wrap\n"); });
   EXPECT_NE(e.find("'wrap' is not one of: drop, truncate"), std::string::npos) << e;
+  e = error_of([] { config_from("data:\n  sources: [{path: a.jsonl}]\n  response_span: eot\n"); });
+  EXPECT_NE(e.find("data.response_span"), std::string::npos) << e;
+  EXPECT_NE(e.find("rendered, end_of_turn"), std::string::npos) << e;
 }
 
 TEST(SftData, DomainsLengthPolicyCacheAndSplit) {

@@ -228,6 +228,12 @@ TEST(Cli, BadInputIsOneLineAndNonZero) {
       {"forward --model " + (tmp.path / "m").string() + " --ids 1 --out o --device tpu", "--device must be"},
       {"init tiny " + (tmp.path / "y").string() + " --dtype int3", "unknown dtype 'int3'"},
       {"inspect", "source"},
+      {"inspect tiny --plan world=8,wrld=2", "--plan: unknown key 'wrld'"},
+      {"inspect tiny --plan world=-1", "world=-1 (expected a positive integer)"},
+      {"launch sft r.yaml", "--nproc-per-node is required"},
+      {"launch --nproc-per-node 0 sft r.yaml", "--nproc-per-node 0: expected an integer in 1..1024"},
+      {"launch --nproc-per-node 2", "no dsalign command to launch"},
+      {"launch --nproc-per-node 2 --bogus 1 sft r.yaml", "unknown option --bogus"},
       {"nosuchcommand", "unknown command"},
   };
   for (const auto& c : cases) {
