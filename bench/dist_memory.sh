@@ -31,7 +31,7 @@ data: {sources: [{path: data.jsonl}], max_seq_len: 256, cache_dir: cache}
 train: {micro_batch_size: 1, global_batch_size: 4, lr: 1.0e-4, max_steps: 3, log_every: 1, async_checkpoint: false}
 YAML
 printf '%-8s %5s  %22s  %14s  %14s  %14s\n' strategy ranks "peak RSS (min-max/rank)" weights gradients "AdamW state"
-for strategy in none ddp zero1 zero2; do
+for strategy in none ddp zero1 zero2 zero3; do
   for n in 1 2 4; do
     if [ "$strategy" = none ] && [ "$n" -gt 1 ]; then continue; fi
     if [ "$strategy" != none ] && [ "$n" -eq 1 ]; then continue; fi

@@ -113,7 +113,7 @@ int inspect_command(const Args& args) {
       ("seq-len", po::value(&seq_len)->default_value(4096), "sequence length for the FLOPs figures")
       ("load", po::bool_switch(), "load the weights (strict check) and report time and peak host memory")
       ("dtype", po::value(&dtype)->default_value("bf16"), "dtype to load into with --load: bf16, fp32")
-      ("plan", po::value<std::string>(), "per-rank memory of a training run: world=8,strategy=zero2,seq=4096,micro_batch=1[,checkpointing]");
+      ("plan", po::value<std::string>(), "per-rank memory of a training run: world=8,strategy=zero3,seq=4096,micro_batch=1[,checkpointing]");
   po::positional_options_description positional;
   positional.add("source", 1);
   po::variables_map vm;

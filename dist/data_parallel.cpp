@@ -1,5 +1,6 @@
 #include "dist/data_parallel.h"
 
+#include "model/checkpoint.h"
 #include "train/run_setup.h"
 #include "util/error.h"
 
@@ -19,10 +20,22 @@ torch::Tensor padded_rows(const torch::Tensor& t, int64_t begin, int64_t n, int6
 
 }  // namespace
 
-DataParallel::DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& model, const TrainConfig& train)
+DataParallel::DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& model, const TrainConfig& train,
+                           const ShardedUnitsOptions& zero3)
     : dist_(dist), strategy_(strategy) {
   torch::NoGradGuard no_grad;
+  if (strategy_ == ShardStrategy::zero3) {
+    // A model load_sharded_model() built is sharded already; a whole one is taken apart here.
+    units_ = std::dynamic_pointer_cast<ShardedUnits>(model->unit_runner);
+    if (!units_) units_ = ShardedUnits::shard(dist, model, zero3);
+    names_ = units_->names();
+    params_ = units_->full_parameters();
+    shards_ = units_->row_shards();
+    owned_ = units_->weights();         // the same tensors: AdamW updates the units' rows
+    shard_grads_ = units_->gradients();  // filled by the units' backward
+  }
   for (auto& item : model->named_parameters()) {
+    if (units_) break;
     names_.push_back(item.key());
     params_.push_back(item.value());
     RowShard shard = sharded() ? row_shard(item.value().size(0), dist.world_size(), dist.rank())
@@ -49,6 +62,11 @@ DataParallel::DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& m
     for (size_t i = 0; i < owned_.size(); ++i) owned_[i].mutable_grad() = shard_grads_[i];
 }
 
+void DataParallel::begin_step() {
+  traffic_ = {};
+  if (units_) units_->reset_traffic();
+}
+
 // Each bucket: for every rank r, its rows of every parameter, one after another; the collective
 // leaves rank r the sum over ranks of block r.
 void DataParallel::reduce_scatter_into_shards() {
@@ -67,6 +85,7 @@ void DataParallel::reduce_scatter_into_shards() {
     torch::Tensor input = torch::cat(blocks), output = torch::empty({block}, input.options());
     blocks.clear();
     dist_.reduce_scatter_sum(output, input, "gradient reduce-scatter");
+    traffic_.reduced += input.numel() * input.element_size();
     int64_t offset = 0;
     for (size_t i = first; i < last; ++i) {
       const int64_t n = shards_[i].rows() * row_elements(params_[i]);
@@ -86,6 +105,7 @@ void DataParallel::all_gather_rows() {
     torch::Tensor input = torch::cat(mine);
     torch::Tensor output = torch::empty({input.numel() * world}, input.options());
     dist_.all_gather(output, input, "parameter all-gather");
+    traffic_.gathered += output.numel() * output.element_size();
     for (int64_t r = 0; r < world; ++r) {
       int64_t offset = r * input.numel();
       for (size_t i = first; i < last; ++i) {
@@ -115,6 +135,7 @@ void DataParallel::finish_gradients() {
         grads.push_back(params_[i].grad());
       }
       dist_.all_reduce_sum(grads, "gradient all-reduce");
+      for (const auto& g : grads) traffic_.reduced += g.numel() * g.element_size();
     }
   }
 }
@@ -148,7 +169,14 @@ double DataParallel::clip_grad_norm(double max_norm) {
 void DataParallel::step(double lr) {
   set_learning_rate(*adamw_, lr);
   adamw_->step();
-  if (sharded()) all_gather_rows();
+  if (replicated_rows()) all_gather_rows();
+  last_traffic_ = traffic_;
+  if (units_) {
+    last_traffic_.reduced += units_->traffic().reduced;
+    last_traffic_.gathered += units_->traffic().gathered;
+    last_traffic_.gathered_peak = units_->traffic().peak_resident;
+    last_traffic_.gathered_after = units_->gathered_bytes_resident();
+  }
   zero_grad();
 }
 
@@ -197,26 +225,25 @@ void DataParallel::load_optimizer_state(const std::map<std::string, torch::Tenso
   restore_adamw_state(named, sharded() ? rows : std::vector<std::pair<int64_t, int64_t>>{}, *adamw_, saved, file);
 }
 
-int64_t DataParallel::bytes_reduced_per_step(int64_t micro_batches) const {
-  if (strategy_ == ShardStrategy::none) return 0;
-  int64_t bytes = 0;
-  for (size_t i = 0; i < params_.size(); ++i)
-    bytes += (sharded() ? shards_[i].per_rank * row_elements(params_[i]) * dist_.world_size() : params_[i].numel()) *
-             params_[i].element_size();
-  return strategy_ == ShardStrategy::zero2 ? bytes * micro_batches : bytes;
-}
-
-int64_t DataParallel::bytes_gathered_per_step() const {
-  if (!sharded()) return 0;
-  int64_t bytes = 0;
-  for (size_t i = 0; i < params_.size(); ++i)
-    bytes += shards_[i].per_rank * row_elements(params_[i]) * dist_.world_size() * params_[i].element_size();
-  return bytes;
+NamedTensors DataParallel::model_weights(CausalLM& model) {
+  if (!units_) return checkpoint_tensors(model);
+  NamedTensors out;
+  for (size_t i = 0; i < names_.size(); ++i) {
+    torch::Tensor whole = units_->gather_whole(i);
+    if (dist_.is_main()) out.emplace_back(names_[i], whole.cpu());
+  }
+  return out;
 }
 
 DataParallel::Held DataParallel::held_bytes() const {
   Held h;
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (units_) {  // the rows, their summed gradient and their AdamW moments, all fp32
+      h.weights += owned_[i].numel() * owned_[i].element_size();
+      h.gradients += shard_grads_[i].numel() * 4;
+      h.optimizer += 2 * owned_[i].numel() * 4;
+      continue;
+    }
     h.weights += params_[i].numel() * params_[i].element_size();
     // zero1 accumulates full gradients through the step, then keeps its rows' sum; zero2 only the rows.
     const int64_t full = strategy_ == ShardStrategy::zero2 ? 0 : params_[i].numel();

@@ -10,6 +10,9 @@
 //   zero2  as zero1, but each micro-batch's gradients are reduce-scattered into the shard's
 //          accumulated gradient at once and the full gradients freed: no full-size gradient
 //          outlives a micro-batch.
+//   zero3  as zero2, and the parameters too: each rank keeps only its rows (fp32 master weights),
+//          and each unit of the model is gathered around its use (dist/sharded_units). AdamW
+//          updates the rows in place; nothing is gathered after the step (the next forward does).
 // Every rank divides its loss sums by the step's global loss count before backward, so the sum
 // over ranks is one process's gradient on the global batch. Clipping uses the norm over all
 // shards. Checkpoints hold the full AdamW state (gathered row range by row range), the same file
@@ -24,6 +27,7 @@
 #include "dist/dist.h"
 #include "dist/dist_config.h"
 #include "dist/shard_plan.h"
+#include "dist/sharded_units.h"
 #include "model/decoder.h"
 #include "train/train_config.h"
 #include "train/training_checkpoint.h"
@@ -32,7 +36,12 @@ namespace dsalign {
 
 class DataParallel {
  public:
-  DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& model, const TrainConfig& train);
+  // zero3 uses the model's ShardedUnits (load_sharded_model), or takes a whole model apart with
+  // `zero3` options.
+  DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& model, const TrainConfig& train,
+               const ShardedUnitsOptions& zero3 = {});
+
+  void begin_step();          // resets the step's traffic counters
 
   void after_micro_batch();   // zero2: reduce-scatter this micro-batch's gradients now
   void finish_gradients();    // the step's gradients, summed over the ranks, where AdamW needs them
@@ -47,9 +56,19 @@ class DataParallel {
   void load_optimizer_state(const std::map<std::string, torch::Tensor>& saved, const std::string& file);
 
   ShardStrategy strategy() const { return strategy_; }
-  // Bytes this rank sends into collectives per step (gradients and parameters, by their dtype).
-  int64_t bytes_reduced_per_step(int64_t micro_batches) const;
-  int64_t bytes_gathered_per_step() const;
+  // The weights as a one-process run saves them (checkpoint names, master dtype): a collective
+  // under zero3 (each tensor gathered in turn), filled on rank 0 only; otherwise the model's own.
+  NamedTensors model_weights(CausalLM& model);
+
+  // Bytes the last step gave to reductions (all-reduce / reduce-scatter inputs) and received from
+  // all-gathers, counted at the collectives.
+  struct Traffic {
+    int64_t reduced = 0, gathered = 0;
+    // zero3: the most bytes of gathered parameters allocated at once during the step, and what
+    // was still allocated after it (0: every unit released).
+    int64_t gathered_peak = 0, gathered_after = 0;
+  };
+  Traffic last_step_traffic() const { return last_traffic_; }
   // Bytes this rank holds of parameters, gradients (after finish_gradients) and AdamW moments.
   struct Held {
     int64_t weights = 0, gradients = 0, optimizer = 0;
@@ -57,7 +76,10 @@ class DataParallel {
   Held held_bytes() const;
 
  private:
-  bool sharded() const { return strategy_ == ShardStrategy::zero1 || strategy_ == ShardStrategy::zero2; }
+  // AdamW state (and the step's summed gradient) kept for this rank's rows only.
+  bool sharded() const { return strategy_ != ShardStrategy::none && strategy_ != ShardStrategy::ddp; }
+  // Full parameters on every rank whose rows are gathered after the step (zero1, zero2).
+  bool replicated_rows() const { return strategy_ == ShardStrategy::zero1 || strategy_ == ShardStrategy::zero2; }
   void reduce_scatter_into_shards();
   void all_gather_rows();
 
@@ -70,6 +92,8 @@ class DataParallel {
   std::vector<torch::Tensor> shard_grads_;  // zero1/2: the summed gradient of the owned rows
   std::vector<std::pair<size_t, size_t>> buckets_;  // [first, last) parameter indices per collective
   std::unique_ptr<torch::optim::AdamW> adamw_;
+  std::shared_ptr<ShardedUnits> units_;  // zero3
+  Traffic traffic_, last_traffic_;
 };
 
 }  // namespace dsalign

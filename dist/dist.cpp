@@ -120,6 +120,19 @@ void Dist::all_gather(torch::Tensor& output, torch::Tensor& input, const char* w
   wait(backend_->_allgather_base(output, input), what);
 }
 
+std::unique_ptr<Dist::Async> Dist::all_gather_async(torch::Tensor& output, torch::Tensor& input, const char* what) const {
+  if (single()) {
+    output.copy_(input);
+    return std::make_unique<Async>(*this, nullptr, what);
+  }
+  return std::make_unique<Async>(*this, backend_->_allgather_base(output, input), what);
+}
+
+void Dist::Async::wait() {
+  if (work_) dist_.wait(work_, what_);
+  work_.reset();
+}
+
 std::vector<double> Dist::all_reduce_sum(const std::vector<double>& values, const char* what) const {
   if (single() || values.empty()) return values;
   torch::Tensor t = torch::tensor(values, torch::kFloat64).to(device_);

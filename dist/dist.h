@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,21 @@ class Dist {
   void reduce_scatter_sum(torch::Tensor& output, torch::Tensor& input, const char* what) const;
   // output [world_size * n] = every rank's input [n], in rank order.
   void all_gather(torch::Tensor& output, torch::Tensor& input, const char* what) const;
+  // An all-gather started now and finished by wait() (which throws on timeout like the others):
+  // work that overlaps compute (zero3's prefetch). On CUDA the collective runs on NCCL's stream and
+  // wait() orders the current stream after it.
+  class Async {
+   public:
+    Async(const Dist& dist, c10::intrusive_ptr<c10d::Work> work, const char* what)
+        : dist_(dist), work_(std::move(work)), what_(what) {}
+    void wait();
+
+   private:
+    const Dist& dist_;
+    c10::intrusive_ptr<c10d::Work> work_;  // null: nothing to wait for (one process)
+    const char* what_;
+  };
+  std::unique_ptr<Async> all_gather_async(torch::Tensor& output, torch::Tensor& input, const char* what) const;
   // Host numbers summed over the ranks (one collective for all of them).
   std::vector<double> all_reduce_sum(const std::vector<double>& values, const char* what) const;
   double all_reduce_max(double value, const char* what) const;

@@ -39,21 +39,14 @@ DistConfig parse_dist_config(YamlReader& r) {
   return c;
 }
 
-namespace {
-// What this build implements; the rest of the ZeRO stages land in later steps.
-bool implemented(ShardStrategy s) { return s != ShardStrategy::zero3; }
-}  // namespace
-
 ShardStrategy resolve_strategy(const DistConfig& c, int64_t world_size) {
-  if (c.reshard_after_forward && c.strategy.value_or(ShardStrategy::zero2) != ShardStrategy::zero3)
+  if (c.reshard_after_forward && c.strategy.value_or(ShardStrategy::zero3) != ShardStrategy::zero3)
     fail(c.file, ": dist.reshard_after_forward applies to strategy zero3 only");
   // One rank shards nothing: a recipe written for 8 GPUs runs unchanged as one process.
   if (world_size == 1) return ShardStrategy::none;
-  ShardStrategy s = c.strategy.value_or(ShardStrategy::zero2);
+  ShardStrategy s = c.strategy.value_or(ShardStrategy::zero3);
   if (s == ShardStrategy::none)
     fail(c.file, ": dist.strategy: none, but this run has ", world_size, " ranks (use ddp, or launch one process)");
-  if (!implemented(s))
-    fail(c.file, ": dist.strategy: ", shard_strategy_name(s), " is not implemented in this build yet (available: none, ddp, zero1, zero2)");
   return s;
 }
 

@@ -32,9 +32,8 @@ struct DistConfig {
 DistConfig parse_dist_config(YamlReader& dist);
 
 // The strategy for a run of `world_size` ranks: none for one rank (whatever the recipe says, so a
-// recipe written for 8 GPUs runs as one process); otherwise the recipe's, or the default (the
-// strongest this build implements, zero2). Errors name the key: none with several
-// ranks, a strategy this build does not implement yet, reshard_after_forward without zero3.
+// recipe written for 8 GPUs runs as one process); otherwise the recipe's, or zero3. Errors name
+// the key: none with several ranks, reshard_after_forward without zero3.
 ShardStrategy resolve_strategy(const DistConfig& config, int64_t world_size);
 
 }  // namespace dsalign

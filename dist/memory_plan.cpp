@@ -69,7 +69,7 @@ PlanRequest parse_plan_request(const std::string& spec) {
       fail("--plan: unknown key '", key, "' (expected world, strategy, seq, micro_batch, checkpointing)");
     }
   }
-  if (r.strategy == ShardStrategy::none && r.world > 1) r.strategy = ShardStrategy::zero2;
+  if (r.strategy == ShardStrategy::none && r.world > 1) r.strategy = ShardStrategy::zero3;  // the default of a multi-rank run
   return r;
 }
 
@@ -141,7 +141,6 @@ std::string plan_report(const ModelConfig& c, const PlanRequest& r, const Memory
           : r.strategy == ShardStrategy::zero1 || r.strategy == ShardStrategy::zero2 ? "4 Psi + 16 Psi / N"
                                                                                      : "16 Psi")
       << ", its estimator without offload)\n";
-  if (r.strategy == ShardStrategy::zero3) out << "  (zero3 is not implemented in dsalign yet: this is the FSDP2 design it follows)\n";
   return out.str();
 }
 

@@ -1,5 +1,5 @@
 // The per-rank memory a training run will need, before it starts: `dsalign inspect <model>
-// --plan world=8,strategy=zero2,seq=4096,micro_batch=1[,checkpointing]`. Pure arithmetic on the
+// --plan world=8,strategy=zero3,seq=4096,micro_batch=1[,checkpointing]`. Pure arithmetic on the
 // model's shapes (each parameter's rows padded to a multiple of the world size, as the
 // strategies shard them), beside DeepSpeed's estimator formula for the same case.
 #pragma once
@@ -19,7 +19,7 @@ struct PlanRequest {
   int master_bytes = 4, compute_bytes = 2;  // fp32 master weights, bf16 autocast
 };
 
-// "world=8,strategy=zero2,seq=4096,micro_batch=1,checkpointing"; every key optional. Errors name
+// "world=8,strategy=zero3,seq=4096,micro_batch=1,checkpointing"; every key optional. Errors name
 // the key and what was expected.
 PlanRequest parse_plan_request(const std::string& spec);
 

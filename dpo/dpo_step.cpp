@@ -79,12 +79,19 @@ DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>&
   const std::vector<size_t>& ids = all.ids;
   const double chosen_tokens = chosen_loss_tokens(all.pairs);
   std::vector<PackedRow> all_rows = pair_rows(all.pairs, max_seq_len, packing, pad_id), rows;
-  for (size_t i : rank_rows(0, all_rows.size(), world_size, rank)) rows.push_back(std::move(all_rows[i]));
+  for (size_t i : rank_rows(0, all_rows.size(), world_size, rank)) rows.push_back(all_rows[i]);
   DpoMetricSums sums;
-  for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
-    PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids,
-                                    policy->options.device, pad_id);
+  const auto per_batch = static_cast<size_t>(rows_per_batch);
+  const int64_t batches = static_cast<int64_t>((rows.size() + per_batch - 1) / per_batch);
+  // Under zero3 every rank takes the same number of turns: one out of rows scores the first row
+  // and drops the result.
+  for (int64_t t = 0, turns = policy->turns_in_lockstep(batches); t < turns; ++t) {
+    const size_t b = static_cast<size_t>(t) * per_batch;
+    const bool real = t < batches;
+    PairBatch batch = real ? collate_pairs(rows, b, std::min(rows.size(), b + per_batch), ids, policy->options.device, pad_id)
+                           : collate_pairs(all_rows, 0, 1, ids, policy->options.device, pad_id);
     PairLogps logps = score_pairs(policy, batch, reference);
+    if (!real) continue;
     DpoTerms terms = dpo_terms(loss, logps);
     sums.loss += micro_batch_loss(loss, terms, logps, static_cast<int64_t>(pairs.size()), chosen_tokens).item<double>();
     sums.add(terms);

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "dist/data_parallel.h"
+#include "dist/sharded_units.h"
 #include "dpo/dpo_step.h"
 #include "model/checkpoint.h"
 #include "model/export.h"
@@ -46,7 +47,10 @@ std::vector<StepPairs> epoch_steps(const std::vector<TokenizedPair>& train, cons
   return steps;
 }
 
-CausalLM load_reference(const fs::path& dir, const DecoderOptions& options) {
+// The frozen reference; under zero3 sharded like the policy (forward only, compute dtype).
+CausalLM load_reference(const fs::path& dir, const DecoderOptions& options, ShardStrategy strategy, const DpoRecipe& r,
+                        const Dist& dist) {
+  if (strategy == ShardStrategy::zero3) return load_sharded_model(dist, dir, options, sharded_units_options(r.dist), true);
   CausalLM model = load_model(dir, options);
   for (auto& p : model->parameters()) p.set_requires_grad(false);
   model->eval();
@@ -63,7 +67,7 @@ ReferenceTable reference_table(CausalLM& reference, const std::vector<TokenizedP
   for (size_t i = static_cast<size_t>(dist.rank()); i < pairs.size(); i += static_cast<size_t>(dist.world_size()))
     mine.push_back(pairs[i]);
   ReferenceTable part = compute_reference_table(reference, mine, r.data.max_seq_len, r.data.packing, r.reference.batch_size,
-                                                pad_id, label);
+                                                pad_id, label, pairs.empty() ? nullptr : &pairs.front());
   std::vector<double> flat(2 * pairs.size(), 0.0);
   for (size_t k = 0; k < mine.size(); ++k) {
     const size_t i = static_cast<size_t>(dist.rank()) + k * static_cast<size_t>(dist.world_size());
@@ -132,7 +136,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
         std::tie(train_table, validation_table) = *tables;
         if (dist.is_main()) std::cerr << "reference: precomputed log-probs from " << cache.string() << "\n";
       } else {
-        CausalLM reference = load_reference(reference_dir, ro);
+        CausalLM reference = load_reference(reference_dir, ro, strategy, r, dist);
         train_table = reference_table(reference, data.train, r, pad_id, "reference log-probs (train)", dist);
         validation_table = reference_table(reference, data.validation, r, pad_id, "reference log-probs (validation)", dist);
         if (dist.is_main()) {
@@ -144,7 +148,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
         std::fprintf(stderr, "reference: not resident during training (saves %.2f GiB of weights)\n",
                      outcome.reference_bytes / (1024.0 * 1024.0 * 1024.0));
     } else {
-      live_reference = load_reference(reference_dir, ro);
+      live_reference = load_reference(reference_dir, ro, strategy, r, dist);
       outcome.reference_resident = true;
       if (dist.is_main())
         std::fprintf(stderr, "reference: live, %.2f GiB of frozen %s weights resident (dpo.reference.mode=precomputed frees them)\n",
@@ -152,11 +156,16 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
     }
   }
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
-  CausalLM model = load_model(policy_dir, o);
+  // Under zero3 each rank reads only its rows of every tensor.
+  CausalLM model = strategy == ShardStrategy::zero3 ? load_sharded_model(dist, policy_dir, o, sharded_units_options(r.dist))
+                                                    : load_model(policy_dir, o);
   if (tokenizer.vocab_size() > model->config.vocab_size)
     fail(policy_dir.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
          model->config.vocab_size);
-  DataParallel dp(dist, strategy, model, r.train);
+  // Weights and RNG of a resumed run go into the whole model, before DataParallel shards it.
+  ResumedRun resumed = resume_on_ranks(out, resume, model, dist);
+  DataParallel dp(dist, strategy, model, r.train, sharded_units_options(r.dist));
+  resumed.restore_optimizer(dp);
   if (dist.is_main() && !dist.single())
     std::fprintf(stderr, "dist: %lld ranks (%s), strategy %s\n", static_cast<long long>(dist.world_size()),
                  dist.backend_name().c_str(), shard_strategy_name(strategy));
@@ -169,7 +178,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   if (r.train.max_steps > 0) total_steps = std::min(total_steps, r.train.max_steps);
   const bool tty = ::isatty(STDERR_FILENO) && dist.is_main();
 
-  TrainingState state = resume_on_ranks(out, resume, model, dp, dist);
+  TrainingState state = resumed.state;
   // Rank 0 writes metrics, checkpoints and the progress line; every rank takes part in collectives.
   std::optional<MetricsLog> metrics = open_metrics(out, !resume.empty(), dist);
   if (resume.empty() && metrics)
@@ -188,9 +197,11 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   auto last_checkpoint = run_start;
   const int64_t first_step = step;
   auto checkpoint = [&] {
-    NamedTensors optimizer_state = dp.optimizer_state();  // a collective: every rank takes part
+    NamedTensors weights = dp.model_weights(model);        // collectives: every rank takes part
+    NamedTensors optimizer_state = dp.optimizer_state();
     if (dist.is_main())
-      writer.submit(training_snapshot(model, std::move(optimizer_state), out, state, format, policy_dir, r.train.keep_last));
+      writer.submit(training_snapshot(model, weights, std::move(optimizer_state), out, state, format, policy_dir,
+                                      r.train.keep_last));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };
@@ -219,16 +230,18 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       const auto step_pairs = static_cast<int64_t>(sp.pairs.size());
       DpoMetricSums local;
       double local_tokens = 0;
-      const double grad_norm = run_micro_batches(plan, r.train.micro_batch_size, dp, r.train.grad_clip, [&](size_t b, size_t e) {
-        PairBatch batch = collate_pairs(plan.rows, b, e, sp.ids, o.device, pad_id);
+      const MicroBatch micro = [&](const std::vector<PackedRow>& rows, size_t b, size_t e, double weight) {
+        PairBatch batch = collate_pairs(rows, b, e, sp.ids, o.device, pad_id);
         PairLogps logps = score_pairs(model, batch, train_reference);
         DpoTerms terms = dpo_terms(r.loss, logps);
-        torch::Tensor loss = micro_batch_loss(r.loss, terms, logps, step_pairs, chosen_tokens);
+        torch::Tensor loss = micro_batch_loss(r.loss, terms, logps, step_pairs, chosen_tokens) * weight;
         loss.backward();
+        if (weight == 0) return;  // a zero3 filler: it only kept the ranks' collectives in step
         local.loss += loss.item<double>();
         local.add(terms);
         local_tokens += static_cast<double>(batch.batch.tokens);
-      });
+      };
+      const double grad_norm = run_micro_batches(plan, r.train.micro_batch_size, dp, r.train.grad_clip, micro);
       std::vector<double> summed = local.to_vector();
       summed.push_back(local_tokens);
       summed = dist.all_reduce_sum(summed, "step metrics");
@@ -279,8 +292,12 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
         if (!dist.single()) {
           record["world_size"] = dist.world_size();
           record["peak_memory_bytes_per_rank"] = std::vector<int64_t>(peaks.begin(), peaks.end());
-          record["reduced_bytes"] = dp.bytes_reduced_per_step(plan.micro_batches);
-          record["gathered_bytes"] = dp.bytes_gathered_per_step();
+          record["reduced_bytes"] = dp.last_step_traffic().reduced;
+          record["gathered_bytes"] = dp.last_step_traffic().gathered;
+          if (dp.strategy() == ShardStrategy::zero3) {
+            record["gathered_peak_bytes"] = dp.last_step_traffic().gathered_peak;
+            record["gathered_after_step_bytes"] = dp.last_step_traffic().gathered_after;
+          }
         }
         if (state.skipped_steps) record["skipped_steps"] = state.skipped_steps;
         if (validating) record.update(validation.to_json("val_"));
@@ -311,7 +328,8 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
                    v.margin / static_cast<double>(std::max<int64_t>(v.pairs, 1)));
   }
   writer.wait();
-  if (dist.is_main()) export_final(model, out, policy_dir, format);
+  const NamedTensors final_weights = dp.model_weights(model);  // a collective under zero3
+  if (dist.is_main()) export_final(model->config, final_weights, out, policy_dir, format);
   dist.barrier("final export");  // every rank returns once final/ is complete
   outcome.final_dir = out / "final";
   return outcome;

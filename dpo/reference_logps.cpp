@@ -24,7 +24,8 @@ std::pair<torch::Tensor, torch::Tensor> ReferenceTable::lookup(const std::vector
 }
 
 ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<TokenizedPair>& pairs, int64_t max_seq_len,
-                                       bool packing, int64_t rows_per_batch, int32_t pad_id, const std::string& label) {
+                                       bool packing, int64_t rows_per_batch, int32_t pad_id, const std::string& label,
+                                       const TokenizedPair* filler) {
   torch::NoGradGuard no_grad;
   const PairList all(pairs);
   const std::vector<size_t>& ids = all.ids;
@@ -34,9 +35,17 @@ ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<To
   table.rejected.assign(pairs.size(), 0.0f);
   Progress progress(label, static_cast<int64_t>(pairs.size()), "pairs");
   int64_t done = 0;
-  for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
-    PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids,
-                                    reference->options.device, pad_id);
+  const auto per_batch = static_cast<size_t>(rows_per_batch);
+  const int64_t batches = static_cast<int64_t>((rows.size() + per_batch - 1) / per_batch);
+  for (int64_t t = 0, turns = reference->turns_in_lockstep(batches); t < turns; ++t) {
+    if (t >= batches) {
+      if (!filler) fail(label, ": no pair to keep this rank's forwards in step with the others");
+      std::vector<PackedRow> one = pair_rows({filler}, max_seq_len, packing, pad_id);
+      sequence_log_probs(reference, collate_pairs(one, 0, 1, {0}, reference->options.device, pad_id));
+      continue;
+    }
+    const size_t b = static_cast<size_t>(t) * per_batch;
+    PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + per_batch), ids, reference->options.device, pad_id);
     SequenceLogps logps = sequence_log_probs(reference, batch);
     torch::Tensor c = logps.chosen.cpu().contiguous(), r = logps.rejected.cpu().contiguous();
     for (size_t k = 0; k < batch.pair_ids.size(); ++k) {

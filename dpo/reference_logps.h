@@ -20,8 +20,11 @@ struct ReferenceTable {
 };
 
 // The reference over `pairs` in data order, `rows_per_batch` rows per forward, with progress.
+// With sharded units (zero3) every rank takes the same number of forwards: one out of pairs
+// scores `filler` (a pair of the whole set) and drops the result.
 ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<TokenizedPair>& pairs, int64_t max_seq_len,
-                                       bool packing, int64_t rows_per_batch, int32_t pad_id, const std::string& label);
+                                       bool packing, int64_t rows_per_batch, int32_t pad_id, const std::string& label,
+                                       const TokenizedPair* filler = nullptr);
 
 // Content hash of a checkpoint directory's config.json and weight files. Hashing reads every
 // weight byte, so the result is remembered in <memo_dir>/weights_fingerprints.json under the

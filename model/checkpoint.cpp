@@ -109,10 +109,16 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir) {
              shape_string(param.sizes().vec()));
       if (!at::isFloatingType(entry.dtype))
         fail(path.string(), ": tensor '", entry.name, "' has dtype ", c10::toString(entry.dtype), ", expected a float type");
-      param.copy_(file->view(entry));
+      if (model->unit_runner) {  // sharded parameters: only this rank's rows are read
+        UnitRunner::LoadTarget target = model->unit_runner->load_target(entry.name);
+        if (target.into.numel() > 0) target.into.copy_(file->view(entry).narrow(0, target.begin, target.into.size(0)));
+        report.bytes_read += static_cast<int64_t>(target.into.numel() * torch::elementSize(entry.dtype));
+      } else {
+        param.copy_(file->view(entry));
+        report.bytes_read += static_cast<int64_t>(param.numel() * torch::elementSize(entry.dtype));
+      }
       file->release(entry);
       report.tensors += 1;
-      report.bytes_read += static_cast<int64_t>(param.numel() * torch::elementSize(entry.dtype));
     }
     report.files += 1;
   }

@@ -31,7 +31,9 @@ struct LoadReport {
 
 // Copies every tensor of the checkpoint into `model`'s parameters (converting dtype, moving to
 // the model's device), one file and one tensor at a time. A missing, unexpected, duplicated or
-// misshapen tensor is an Error naming the tensor, the file and the expected shape.
+// misshapen tensor is an Error naming the tensor, the file and the expected shape. When the model's
+// parameters are sharded (a unit runner holds them), only each tensor's rows the runner names are
+// read from the memory-mapped files.
 LoadReport load_weights(CausalLM& model, const std::filesystem::path& dir);
 
 // A model built from <dir>/config.json and loaded from <dir>'s weights.

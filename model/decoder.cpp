@@ -96,29 +96,37 @@ torch::Tensor causal_document_mask(const torch::Tensor& document_ids) {
 
 }  // namespace
 
-LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias, const torch::TensorOptions& options) {
-  weight = register_parameter("weight", torch::empty({out_features, in_features}, options));
-  if (with_bias) bias = register_parameter("bias", torch::empty({out_features}, options));
+torch::Tensor ParamFactory::operator()(at::IntArrayRef shape) const {
+  if (!unallocated) return torch::empty(shape, options);
+  // Full-size metadata over a storage of 0 bytes: nothing is allocated until it is gathered.
+  torch::Tensor t = torch::empty({0}, options);
+  t.unsafeGetTensorImpl()->set_sizes_contiguous(shape);
+  return t;
+}
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias, const ParamFactory& make) {
+  weight = register_parameter("weight", make({out_features, in_features}));
+  if (with_bias) bias = register_parameter("bias", make({out_features}));
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   return torch::nn::functional::linear(x, weight, bias);
 }
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options) : eps(eps_) {
-  weight = register_parameter("weight", torch::empty({dim}, options));
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const ParamFactory& make) : eps(eps_) {
+  weight = register_parameter("weight", make({dim}));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x, ops::Backend backend) {
   return ops::rms_norm(x, weight, eps, backend);
 }
 
-AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& options)
+AttentionImpl::AttentionImpl(const ModelConfig& c, const ParamFactory& make)
     : n_head(c.num_attention_heads), n_head_kv(c.num_key_value_heads), head_dim(c.head_dim) {
-  q_proj = register_module("q_proj", Linear(c.hidden_size, n_head * head_dim, c.attention_bias, options));
-  k_proj = register_module("k_proj", Linear(c.hidden_size, n_head_kv * head_dim, c.attention_bias, options));
-  v_proj = register_module("v_proj", Linear(c.hidden_size, n_head_kv * head_dim, c.attention_bias, options));
-  o_proj = register_module("o_proj", Linear(n_head * head_dim, c.hidden_size, c.attention_bias, options));
+  q_proj = register_module("q_proj", Linear(c.hidden_size, n_head * head_dim, c.attention_bias, make));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, n_head_kv * head_dim, c.attention_bias, make));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, n_head_kv * head_dim, c.attention_bias, make));
+  o_proj = register_module("o_proj", Linear(n_head * head_dim, c.hidden_size, c.attention_bias, make));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
@@ -155,21 +163,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionCont
   return o_proj(out.transpose(1, 2).reshape({B, T, n_head * head_dim}));
 }
 
-MLPImpl::MLPImpl(const ModelConfig& c, const torch::TensorOptions& options) {
-  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
-  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
-  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, options));
+MLPImpl::MLPImpl(const ModelConfig& c, const ParamFactory& make) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, make));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, make));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, make));
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x, ops::Backend backend) {
   return down_proj(ops::swiglu(gate_proj(x), up_proj(x), backend));
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const torch::TensorOptions& options) {
-  self_attn = register_module("self_attn", Attention(c, options));
-  mlp = register_module("mlp", MLP(c, options));
-  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
-  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const ParamFactory& make) {
+  self_attn = register_module("self_attn", Attention(c, make));
+  mlp = register_module("mlp", MLP(c, make));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, make));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, make));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
@@ -178,28 +186,32 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionC
   return h + mlp(post_attention_layernorm(h, backend), backend);
 }
 
-DecoderTrunkImpl::DecoderTrunkImpl(const ModelConfig& c, const torch::TensorOptions& options) {
+DecoderTrunkImpl::DecoderTrunkImpl(const ModelConfig& c, const ParamFactory& make) {
   embed_tokens = register_module(
       "embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)._weight(
-                          torch::empty({c.vocab_size, c.hidden_size}, options))));
+                          make({c.vocab_size, c.hidden_size}))));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, options));
-  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, make));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, make));
 }
 
 CausalLMImpl::CausalLMImpl(const ModelConfig& c, const DecoderOptions& o) : config(c), options(o) {
   validate(c, "model config");
-  auto tensor_options = torch::TensorOptions().dtype(o.param_dtype).device(o.device);
-  model = register_module("model", DecoderTrunk(c, tensor_options));
-  if (!c.tie_word_embeddings)
-    lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false, tensor_options));
+  const ParamFactory make{torch::TensorOptions().dtype(o.param_dtype).device(o.device), o.unallocated};
+  model = register_module("model", DecoderTrunk(c, make));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false, make));
 }
 
 torch::Tensor CausalLMImpl::lm_head_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
 }
 
-torch::Tensor CausalLMImpl::hidden_states(const DecoderInput& input) {
+torch::Tensor CausalLMImpl::run_unit(size_t unit, const UnitFn& fn, const torch::Tensor& x, bool recompute) {
+  if (unit_runner) return unit_runner->run(unit, fn, x, recompute);
+  return recompute ? checkpointed(fn, x) : fn(x);
+}
+
+torch::Tensor CausalLMImpl::trunk(const DecoderInput& input) {
   const torch::Tensor& ids = input.input_ids;
   TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == torch::kInt64, "input_ids must be [B, T] int64, got ",
               ids.sizes(), " ", ids.scalar_type());
@@ -208,48 +220,56 @@ torch::Tensor CausalLMImpl::hidden_states(const DecoderInput& input) {
                                 ? input.position_ids
                                 : torch::arange(T, ids.options()).unsqueeze(0).expand({B, T});
   TORCH_CHECK(positions.sizes() == ids.sizes(), "position_ids ", positions.sizes(), " must match input_ids ", ids.sizes());
-  return with_compute_dtype(options, [&] {
-    torch::Tensor h = model->embed_tokens(ids);
-    AttentionContext context{rope_tables(config, positions, h.scalar_type()), torch::Tensor()};
-    if (input.document_ids.defined()) {
-      TORCH_CHECK(input.document_ids.sizes() == ids.sizes(), "document_ids ", input.document_ids.sizes(),
-                  " must match input_ids ", ids.sizes());
-      context.mask = causal_document_mask(input.document_ids);
-    }
-    const ops::Backend backend = options.backend;
-    const bool recompute = options.activation_checkpointing && torch::GradMode::is_enabled();
-    for (const auto& module : *model->layers) {
-      auto layer = module->as<DecoderLayerImpl>();
-      if (recompute) {
-        // The recompute in backward runs outside this scope: it re-enters autocast itself.
-        DecoderOptions o = options;
-        h = checkpointed(
-            [layer, context, backend, o](const torch::Tensor& x) {
-              return with_compute_dtype(o, [&] { return layer->forward(x, context, backend); });
-            },
-            h);
-      } else {
-        h = layer->forward(h, context, backend);
-      }
-    }
-    return model->norm(h, backend);
-  });
+  const DecoderOptions o = options;
+  auto embed = model->embed_tokens.ptr();
+  torch::Tensor h = run_unit(
+      embedding_unit(), [embed, o](const torch::Tensor& x) { return with_compute_dtype(o, [&] { return embed->forward(x); }); }, ids,
+      false);
+  AttentionContext context{rope_tables(config, positions, h.scalar_type()), torch::Tensor()};
+  if (input.document_ids.defined()) {
+    TORCH_CHECK(input.document_ids.sizes() == ids.sizes(), "document_ids ", input.document_ids.sizes(),
+                " must match input_ids ", ids.sizes());
+    context.mask = causal_document_mask(input.document_ids);
+  }
+  const bool recompute = options.activation_checkpointing && torch::GradMode::is_enabled();
+  int64_t index = 0;
+  for (const auto& module : *model->layers) {
+    auto layer = module->as<DecoderLayerImpl>();
+    // Captured by value: with recompute the function runs again in backward, after this returns.
+    h = run_unit(
+        layer_unit(index++),
+        [layer, context, o](const torch::Tensor& x) {
+          return with_compute_dtype(o, [&] { return layer->forward(x, context, o.backend); });
+        },
+        h, recompute);
+  }
+  return h;
+}
+
+torch::Tensor CausalLMImpl::head(const torch::Tensor& h, const HeadFn& fn) {
+  // Not recomputed, so `fn` (and what it refers to) is only used inside this call and its backward.
+  return run_unit(
+      head_unit(config.num_hidden_layers),
+      [this, &fn](const torch::Tensor& x) {
+        return with_compute_dtype(options, [&] { return fn(model->norm(x, options.backend), lm_head_weight()); });
+      },
+      h, false);
 }
 
 torch::Tensor CausalLMImpl::forward(const DecoderInput& input) {
-  torch::Tensor h = hidden_states(input);
-  return with_compute_dtype(options, [&] { return torch::nn::functional::linear(h, lm_head_weight()); });
+  return head(trunk(input), [](const torch::Tensor& normed, const torch::Tensor& weight) {
+    return torch::nn::functional::linear(normed, weight);
+  });
 }
 
 std::pair<torch::Tensor, torch::Tensor> CausalLMImpl::loss_sum(const DecoderInput& input, const torch::Tensor& labels) {
   TORCH_CHECK(labels.sizes() == input.input_ids.sizes(), "labels ", labels.sizes(), " must match input_ids ",
               input.input_ids.sizes());
-  torch::Tensor h = hidden_states(input);
-  const int64_t T = h.size(1);
-  torch::Tensor hidden = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)});
+  const int64_t T = labels.size(1);
   torch::Tensor targets = labels.narrow(1, 1, T - 1).reshape({-1});
-  torch::Tensor sum = with_compute_dtype(options, [&] {
-    return ops::linear_cross_entropy_sum(hidden, lm_head_weight(), targets, options.backend);
+  torch::Tensor sum = head(trunk(input), [&](const torch::Tensor& normed, const torch::Tensor& weight) {
+    torch::Tensor hidden = normed.narrow(1, 0, T - 1).reshape({-1, normed.size(2)});
+    return ops::linear_cross_entropy_sum(hidden, weight, targets, options.backend);
   });
   return {sum, (targets != ops::kIgnoreIndex).sum()};
 }
@@ -257,13 +277,12 @@ std::pair<torch::Tensor, torch::Tensor> CausalLMImpl::loss_sum(const DecoderInpu
 torch::Tensor CausalLMImpl::label_log_probs(const DecoderInput& input, const torch::Tensor& labels) {
   TORCH_CHECK(labels.sizes() == input.input_ids.sizes(), "labels ", labels.sizes(), " must match input_ids ",
               input.input_ids.sizes());
-  torch::Tensor h = hidden_states(input);
-  const int64_t T = h.size(1);
+  const int64_t T = labels.size(1);
   torch::Tensor targets = labels.narrow(1, 1, T - 1);
   torch::Tensor keep = targets != ops::kIgnoreIndex;
-  torch::Tensor hidden = h.narrow(1, 0, T - 1).index({keep}).to(options.compute_dtype);
-  return with_compute_dtype(options, [&] {
-    return ops::linear_log_probs(hidden, lm_head_weight(), targets.index({keep}), options.backend);
+  return head(trunk(input), [&](const torch::Tensor& normed, const torch::Tensor& weight) {
+    torch::Tensor hidden = normed.narrow(1, 0, T - 1).index({keep}).to(options.compute_dtype);
+    return ops::linear_log_probs(hidden, weight, targets.index({keep}), options.backend);
   });
 }
 
@@ -294,14 +313,22 @@ torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& ids, const torch
   torch::Tensor visible = cache.real.narrow(1, 0, start + T).unsqueeze(1)            // [B, 1, S]
                               .logical_and(slots.unsqueeze(0) <= query_slots)         // [B, T, S]
                               .logical_or(slots.unsqueeze(0) == query_slots);
-  torch::Tensor logits = with_compute_dtype(options, [&] {
-    torch::Tensor h = model->embed_tokens(ids);
-    AttentionContext context{rope_tables(config, positions, h.scalar_type()), visible.unsqueeze(1)};
-    size_t layer = 0;
-    for (const auto& module : *model->layers)
-      h = module->as<DecoderLayerImpl>()->forward(h, context, options.backend, &cache, layer++);
-    h = model->norm(h.narrow(1, T - 1, 1), options.backend);
-    return torch::nn::functional::linear(h, lm_head_weight());
+  const DecoderOptions& o = options;
+  torch::Tensor h = run_unit(
+      embedding_unit(),
+      [&](const torch::Tensor& x) { return with_compute_dtype(o, [&] { return model->embed_tokens(x); }); }, ids, false);
+  AttentionContext context{rope_tables(config, positions, h.scalar_type()), visible.unsqueeze(1)};
+  size_t index = 0;
+  for (const auto& module : *model->layers) {
+    auto layer = module->as<DecoderLayerImpl>();
+    const size_t slot = index++;
+    h = run_unit(
+        layer_unit(static_cast<int64_t>(slot)),
+        [&](const torch::Tensor& x) { return with_compute_dtype(o, [&] { return layer->forward(x, context, o.backend, &cache, slot); }); },
+        h, false);
+  }
+  torch::Tensor logits = head(h.narrow(1, T - 1, 1), [](const torch::Tensor& normed, const torch::Tensor& weight) {
+    return torch::nn::functional::linear(normed, weight);
   });
   cache.length += T;
   return logits.squeeze(1).to(torch::kFloat32);

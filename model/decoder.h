@@ -7,6 +7,7 @@
 #include "model/config.h"
 #include "model/ops.h"
 #include "model/rope.h"
+#include "model/units.h"
 
 namespace dsalign {
 
@@ -18,6 +19,17 @@ struct DecoderOptions {
   torch::Device device = torch::kCPU;
   bool activation_checkpointing = false;  // recompute each layer in backward, keep only its input
   ops::Backend backend = ops::Backend::reference;
+  // zero3: parameters are built with no storage (full shape, 0 bytes); dist/sharded_units keeps
+  // each rank's rows and gathers the rest around their use.
+  bool unallocated = false;
+};
+
+// How the modules create their parameters: uninitialised (loading 7B weights should not first
+// pay for a random init; init_weights() fills them), or unallocated (DecoderOptions::unallocated).
+struct ParamFactory {
+  torch::TensorOptions options;
+  bool unallocated = false;
+  torch::Tensor operator()(at::IntArrayRef shape) const;
 };
 
 // Per forward, shared by every layer: rotary tables and, for packed or padded rows, the mask.
@@ -34,10 +46,8 @@ struct KVCache {
   int64_t length = 0;                       // slots filled
 };
 
-// A linear layer whose parameters start uninitialised (loading 7B weights should not first pay
-// for a random init); init_weights() fills them.
 struct LinearImpl : torch::nn::Module {
-  LinearImpl(int64_t in_features, int64_t out_features, bool bias, const torch::TensorOptions& options);
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias, const ParamFactory& make);
   torch::Tensor forward(const torch::Tensor& x);  // [..., in] -> [..., out]
   torch::Tensor weight;
   torch::Tensor bias;
@@ -45,7 +55,7 @@ struct LinearImpl : torch::nn::Module {
 TORCH_MODULE(Linear);
 
 struct RMSNormImpl : torch::nn::Module {
-  RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
+  RMSNormImpl(int64_t dim, double eps, const ParamFactory& make);
   torch::Tensor forward(const torch::Tensor& x, ops::Backend backend);  // [..., D] -> [..., D]
   torch::Tensor weight;
   double eps;
@@ -53,7 +63,7 @@ struct RMSNormImpl : torch::nn::Module {
 TORCH_MODULE(RMSNorm);
 
 struct AttentionImpl : torch::nn::Module {
-  AttentionImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  AttentionImpl(const ModelConfig& config, const ParamFactory& make);
   // x: [B, T, D] -> [B, T, D]. With a cache, x's keys and values go to slots
   // [cache->length, cache->length + T) of `layer` and the queries attend to every filled slot.
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
@@ -64,14 +74,14 @@ struct AttentionImpl : torch::nn::Module {
 TORCH_MODULE(Attention);
 
 struct MLPImpl : torch::nn::Module {
-  MLPImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  MLPImpl(const ModelConfig& config, const ParamFactory& make);
   torch::Tensor forward(const torch::Tensor& x, ops::Backend backend);  // [B, T, D] -> [B, T, D]
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(MLP);
 
 struct DecoderLayerImpl : torch::nn::Module {
-  DecoderLayerImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  DecoderLayerImpl(const ModelConfig& config, const ParamFactory& make);
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
                         KVCache* cache = nullptr, size_t layer = 0);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -82,7 +92,7 @@ TORCH_MODULE(DecoderLayer);
 
 // The trunk: embeddings, layers, final norm ("model." in checkpoint names).
 struct DecoderTrunkImpl : torch::nn::Module {
-  DecoderTrunkImpl(const ModelConfig& config, const torch::TensorOptions& options);
+  DecoderTrunkImpl(const ModelConfig& config, const ParamFactory& make);
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
   RMSNorm norm{nullptr};
@@ -101,8 +111,11 @@ struct DecoderInput {
 struct CausalLMImpl : torch::nn::Module {
   CausalLMImpl(const ModelConfig& config, const DecoderOptions& options);
 
-  // -> [B, T, D] final-normed hidden states
-  torch::Tensor hidden_states(const DecoderInput& input);
+  // -> [B, T, D] the last layer's output, before the final norm
+  torch::Tensor trunk(const DecoderInput& input);
+  // The head unit on the trunk's output h: fn(final-normed h, lm_head weight), under autocast.
+  using HeadFn = std::function<torch::Tensor(const torch::Tensor& normed, const torch::Tensor& lm_head_weight)>;
+  torch::Tensor head(const torch::Tensor& h, const HeadFn& fn);
   // -> [B, T, V] logits in the compute dtype
   torch::Tensor forward(const DecoderInput& input);
   // Sum and count of next-token NLL, transformers-style: logits[:, t] predicts labels[:, t + 1];
@@ -121,12 +134,20 @@ struct CausalLMImpl : torch::nn::Module {
                                const torch::Tensor& real, KVCache& cache);
 
   torch::Tensor lm_head_weight() const;  // the embedding matrix when tied
+  // Loops that run the model (validation, generation) take this many turns: `local`, or with
+  // sharded units the largest `local` of any rank (so every rank gathers the same units).
+  int64_t turns_in_lockstep(int64_t local) const { return unit_runner ? unit_runner->max_over_ranks(local) : local; }
   void init_weights(uint64_t seed);      // normal(0, initializer_range), norms 1, biases 0
 
   const ModelConfig config;
   const DecoderOptions options;
   DecoderTrunk model{nullptr};
   Linear lm_head{nullptr};  // null when tie_word_embeddings
+  // Set by dist/sharded_units under zero3: every unit runs through it. Null: units run directly.
+  std::shared_ptr<UnitRunner> unit_runner;
+
+ private:
+  torch::Tensor run_unit(size_t unit, const UnitFn& fn, const torch::Tensor& x, bool recompute);
 };
 TORCH_MODULE(CausalLM);
 

@@ -42,11 +42,22 @@ std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prompts[a].size() > prompts[b].size(); });
 
   std::vector<Generation> out(prompts.size());
-  for (size_t first = 0; first < order.size(); first += static_cast<size_t>(o.batch_size)) {
-    const size_t last = std::min(order.size(), first + static_cast<size_t>(o.batch_size));
+  // With sharded units every rank gathers each unit for every forward, so all ranks take the same
+  // number of batches and decoding steps: a rank out of prompts decodes a one-token filler prompt,
+  // a rank whose rows have all stopped keeps stepping (on padding) until every rank's have.
+  const auto per_batch = static_cast<size_t>(o.batch_size);
+  const int64_t batches = static_cast<int64_t>((order.size() + per_batch - 1) / per_batch);
+  const std::vector<int32_t> filler_prompt = {o.pad_id};
+  std::vector<Generation> filler_out(1);
+  for (int64_t turn = 0, turns = model->turns_in_lockstep(batches); turn < turns; ++turn) {
+    const bool real_batch = turn < batches;
+    const size_t first = real_batch ? static_cast<size_t>(turn) * per_batch : 0;
+    const size_t last = real_batch ? std::min(order.size(), first + per_batch) : 1;
+    auto prompt = [&](size_t i) -> const std::vector<int32_t>& { return real_batch ? prompts[order[i]] : filler_prompt; };
+    auto result = [&](size_t i) -> Generation& { return real_batch ? out[order[i]] : filler_out[0]; };
     const int64_t B = static_cast<int64_t>(last - first);
     int64_t longest = 0;
-    for (size_t i = first; i < last; ++i) longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts[order[i]].size()));
+    for (size_t i = first; i < last; ++i) longest = std::max<int64_t>(longest, static_cast<int64_t>(prompt(i).size()));
 
     // Left padding: every row's last prompt token sits in the same slot.
     auto ids = torch::full({B, longest}, o.pad_id, torch::kInt64);
@@ -54,7 +65,7 @@ std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::
     auto positions = torch::zeros({B, longest}, torch::kInt64);
     std::vector<int64_t> next_position(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) {
-      const auto& p = prompts[order[first + static_cast<size_t>(b)]];
+      const auto& p = prompt(first + static_cast<size_t>(b));
       const int64_t n = static_cast<int64_t>(p.size()), pad = longest - n;
       for (int64_t t = 0; t < n; ++t) {
         ids[b][pad + t] = static_cast<int64_t>(p[static_cast<size_t>(t)]);
@@ -78,7 +89,7 @@ std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::
         const size_t row = static_cast<size_t>(b);
         if (done[row]) continue;
         const int32_t token = static_cast<int32_t>(next[b].item<int64_t>());
-        Generation& g = out[order[first + row]];
+        Generation& g = result(first + row);
         if (std::find(o.stop_ids.begin(), o.stop_ids.end(), token) != o.stop_ids.end()) {
           g.terminated = true;
           done[row] = true;
@@ -90,10 +101,10 @@ std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::
         next_real[b][0] = true;
         next_positions[b][0] = next_position[row]++;
       }
-      if (all_done || step + 1 == o.max_new_tokens) break;
+      if (model->turns_in_lockstep(all_done ? 0 : 1) == 0 || step + 1 == o.max_new_tokens) break;
       logits = model->forward_cached(next_ids.to(device), next_positions.to(device), next_real.to(device), cache);
     }
-    if (on_batch) on_batch(last, order.size());
+    if (on_batch && real_batch) on_batch(last, order.size());
   }
   return out;
 }

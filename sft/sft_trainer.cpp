@@ -8,6 +8,7 @@
 
 #include "data/sft_data.h"
 #include "dist/data_parallel.h"
+#include "dist/sharded_units.h"
 #include "dist/dist_config.h"
 #include "dist/shard_plan.h"
 #include "eval/repetition_eval.h"
@@ -51,7 +52,8 @@ std::vector<PackedRow> epoch_rows(const SftData& data, const DataConfig& config,
   return pack_examples(order, config.max_seq_len, config.packing, pad_id);
 }
 
-// Held-out loss over all ranks: rows dealt like a step's, sums all-reduced.
+// Held-out loss over all ranks: rows dealt like a step's, sums all-reduced. Under zero3 every rank
+// takes the same number of batches (a rank out of rows scores the first row and drops it).
 double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r, int32_t pad_id, const Dist& dist) {
   if (data.validation.empty()) return -1;
   std::vector<const TokenizedExample*> all;
@@ -61,10 +63,16 @@ double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r,
   for (size_t i : rank_rows(0, rows.size(), dist.world_size(), dist.rank())) mine.push_back(rows[i]);
   torch::NoGradGuard no_grad;
   double sum = 0, count = 0;
-  for (size_t b = 0; b < mine.size(); b += static_cast<size_t>(r.train.micro_batch_size)) {
-    Batch batch = collate(mine, b, std::min(mine.size(), b + static_cast<size_t>(r.train.micro_batch_size)),
-                          model->options.device, pad_id);
+  const auto per_batch = static_cast<size_t>(r.train.micro_batch_size);
+  const int64_t batches = static_cast<int64_t>((mine.size() + per_batch - 1) / per_batch);
+  const std::vector<PackedRow> filler = {rows.front()};
+  for (int64_t t = 0, turns = model->turns_in_lockstep(batches); t < turns; ++t) {
+    const size_t b = static_cast<size_t>(t) * per_batch;
+    const bool real = t < batches;
+    Batch batch = real ? collate(mine, b, std::min(mine.size(), b + per_batch), model->options.device, pad_id)
+                       : collate(filler, 0, 1, model->options.device, pad_id);
     auto [s, n] = model->loss_sum(batch.input, batch.labels);
+    if (!real) continue;
     sum += s.item<double>();
     count += static_cast<double>(n.item<int64_t>());
   }
@@ -135,12 +143,13 @@ StepSums forward_backward(CausalLM& model, DataParallel& dp, const Dist& dist, c
   out.tokens = static_cast<int64_t>(counts[1]);
   out.micro_batches = plan.micro_batches;
   double local_loss_sum = 0;
-  out.grad_norm = run_micro_batches(plan, train.micro_batch_size, dp, train.grad_clip, [&](size_t begin, size_t end) {
-    Batch batch = collate(plan.rows, begin, end, device, pad_id);
-    auto [sum, count] = model->loss_sum(batch.input, batch.labels);
-    (sum / loss_tokens).backward();
-    local_loss_sum += sum.item<double>();
-  });
+  out.grad_norm = run_micro_batches(plan, train.micro_batch_size, dp, train.grad_clip,
+                                    [&](const std::vector<PackedRow>& rows, size_t begin, size_t end, double weight) {
+                                      Batch batch = collate(rows, begin, end, device, pad_id);
+                                      auto [sum, count] = model->loss_sum(batch.input, batch.labels);
+                                      (sum * (weight / loss_tokens)).backward();
+                                      local_loss_sum += weight * sum.item<double>();
+                                    });
   out.loss = dist.all_reduce_sum({local_loss_sum}, "step loss")[0] / loss_tokens;
   return out;
 }
@@ -162,11 +171,16 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   DecoderOptions o = decoder_options(r.model, file.path);
   if (o.device.is_cuda() && !dist.single()) o.device = torch::Device(torch::kCUDA, static_cast<int8_t>(dist.local_rank()));
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
-  CausalLM model = load_model(model_dir, o);
+  // Under zero3 each rank reads only its rows of every tensor.
+  CausalLM model = strategy == ShardStrategy::zero3 ? load_sharded_model(dist, model_dir, o, sharded_units_options(r.dist))
+                                                    : load_model(model_dir, o);
   if (tokenizer.vocab_size() > model->config.vocab_size)
     fail(model_dir.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
          model->config.vocab_size);
-  DataParallel dp(dist, strategy, model, r.train);
+  // Weights and RNG of a resumed run go into the whole model, before DataParallel shards it.
+  ResumedRun resumed = resume_on_ranks(out, resume, model, dist);
+  DataParallel dp(dist, strategy, model, r.train, sharded_units_options(r.dist));
+  resumed.restore_optimizer(dp);
   if (dist.is_main() && !dist.single())
     std::fprintf(stderr, "dist: %lld ranks (%s), strategy %s\n", static_cast<long long>(dist.world_size()),
                  dist.backend_name().c_str(), shard_strategy_name(strategy));
@@ -182,7 +196,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   std::vector<EvalPrompt> repetition_prompts;
   if (r.repetition) repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
 
-  TrainingState state = resume_on_ranks(out, resume, model, dp, dist);
+  TrainingState state = resumed.state;
   // Rank 0 writes metrics, checkpoints and the progress line; every rank takes part in collectives.
   std::optional<MetricsLog> metrics = open_metrics(out, !resume.empty(), dist);
   SftOutcome outcome;
@@ -195,9 +209,11 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   CheckpointWriter writer(r.train.async_checkpoint);
   int64_t last_checkpoint_step = state.step;
   auto checkpoint = [&] {
-    NamedTensors optimizer_state = dp.optimizer_state();  // a collective: every rank takes part
+    NamedTensors weights = dp.model_weights(model);        // collectives: every rank takes part
+    NamedTensors optimizer_state = dp.optimizer_state();
     if (dist.is_main())
-      writer.submit(training_snapshot(model, std::move(optimizer_state), out, state, format, model_dir, r.train.keep_last));
+      writer.submit(training_snapshot(model, weights, std::move(optimizer_state), out, state, format, model_dir,
+                                      r.train.keep_last));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };
@@ -275,8 +291,12 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
         if (!dist.single()) {
           record["world_size"] = dist.world_size();
           record["peak_memory_bytes_per_rank"] = std::vector<int64_t>(peaks.begin(), peaks.end());
-          record["reduced_bytes"] = dp.bytes_reduced_per_step(sums.micro_batches);
-          record["gathered_bytes"] = dp.bytes_gathered_per_step();
+          record["reduced_bytes"] = dp.last_step_traffic().reduced;
+          record["gathered_bytes"] = dp.last_step_traffic().gathered;
+          if (dp.strategy() == ShardStrategy::zero3) {
+            record["gathered_peak_bytes"] = dp.last_step_traffic().gathered_peak;
+            record["gathered_after_step_bytes"] = dp.last_step_traffic().gathered_after;
+          }
           const DataParallel::Held held = dp.held_bytes();
           record["held_weight_bytes"] = held.weights;
           record["held_gradient_bytes"] = held.gradients;
@@ -310,7 +330,8 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   if (outcome.validation_loss >= 0 && metrics) metrics->write({{"step", step}, {"val_loss", outcome.validation_loss}});
   if (r.repetition && r.repetition->at_end && last_repetition_step != step) measure();
   writer.wait();
-  if (dist.is_main()) export_final(model, out, model_dir, format);
+  const NamedTensors final_weights = dp.model_weights(model);  // a collective under zero3
+  if (dist.is_main()) export_final(model->config, final_weights, out, model_dir, format);
   dist.barrier("final export");  // every rank returns once final/ is complete (a pipeline's next stage reads it)
   outcome.final_dir = out / "final";
   return outcome;

@@ -1,6 +1,6 @@
 // The pieces of multi-process training that need no second process: the launcher's environment
-// (torchrun, Slurm), the recipe's dist section, the row dealing, and the launcher itself on a
-// shell command (stderr prefixes, a failed rank stopping the others).
+// (torchrun, Slurm), the recipe's dist section, the row dealing, the launcher itself on a shell
+// command (stderr prefixes, a failed rank stopping the others), and loading one rank's rows.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -12,6 +12,8 @@
 #include "dist/memory_plan.h"
 #include "model/inspect.h"
 #include "dist/shard_plan.h"
+#include "model/checkpoint.h"
+#include "util/files.h"
 #include "test_util.h"
 
 using namespace dsalign;
@@ -79,8 +81,8 @@ TEST(LaunchEnv, BadValuesNameTheVariable) {
 TEST(DistConfig, DefaultsAndErrorsNameTheKey) {
   DistConfig none = dist_of("{}");
   EXPECT_EQ(resolve_strategy(none, 1), ShardStrategy::none);
-  EXPECT_EQ(resolve_strategy(none, 4), ShardStrategy::zero2);
-  EXPECT_NE(error_of([] { resolve_strategy(dist_of("{strategy: zero3}"), 2); }).find("zero3 is not implemented"), std::string::npos);
+  EXPECT_EQ(resolve_strategy(none, 4), ShardStrategy::zero3);
+  EXPECT_EQ(resolve_strategy(dist_of("{strategy: zero3, reshard_after_forward: false}"), 2), ShardStrategy::zero3);
   EXPECT_DOUBLE_EQ(none.timeout_minutes, 30);
   EXPECT_EQ(resolve_strategy(dist_of("{strategy: zero2}"), 1), ShardStrategy::none);
   EXPECT_EQ(resolve_strategy(dist_of("{strategy: ddp}"), 2), ShardStrategy::ddp);
@@ -146,8 +148,70 @@ TEST(MemoryPlan, StrategiesFollowTheirFormulasAndBadSpecsNameTheKey) {
   EXPECT_DOUBLE_EQ(z2.deepspeed, 4 * psi + 16 * psi / 8);
   EXPECT_LT(z3.activations, z2.activations);  // checkpointing
   EXPECT_LT(z3.total(), z2.total());
-  EXPECT_EQ(parse_plan_request("world=8").strategy, ShardStrategy::zero2);
+  EXPECT_EQ(parse_plan_request("world=8").strategy, ShardStrategy::zero3);
   EXPECT_NE(error_of([] { parse_plan_request("world=0"); }).find("world=0"), std::string::npos);
   EXPECT_NE(error_of([] { parse_plan_request("wrld=8"); }).find("unknown key 'wrld'"), std::string::npos);
   EXPECT_NE(error_of([] { parse_plan_request("strategy=zero4"); }).find("zero4"), std::string::npos);
+}
+
+namespace {
+
+// What zero3's ShardedUnits does when loading, for a rank `rank` of `world` in one process: every
+// parameter holds only its rows (the model built unallocated), and load_weights reads just those.
+struct RowsOfOneRank : UnitRunner {
+  std::map<std::string, std::pair<int64_t, torch::Tensor>> rows;
+  RowsOfOneRank(CausalLM& model, int64_t world, int64_t rank) {
+    for (auto& item : model->named_parameters()) {
+      const RowShard s = row_shard(item.value().size(0), world, rank);
+      std::vector<int64_t> shape = item.value().sizes().vec();
+      shape[0] = s.rows();
+      rows[item.key()] = {s.begin, torch::empty(shape, torch::kFloat32)};
+    }
+  }
+  torch::Tensor run(size_t, const UnitFn&, const torch::Tensor&, bool) override { throw std::logic_error("not used"); }
+  int64_t max_over_ranks(int64_t local) override { return local; }
+  LoadTarget load_target(const std::string& name) override { return {rows.at(name).first, rows.at(name).second}; }
+};
+
+}  // namespace
+
+// Sharded loading: a rank reads only its rows of each tensor from the memory-mapped file, so its
+// host memory grows by about its shard (a quarter of the model here), not by the model, and the
+// rows equal those of a whole load.
+TEST(ShardedLoad, ARankReadsOnlyItsRows) {
+  dsalign::testing::TempDir tmp;
+  ModelConfig c = dsalign::testing::memory_test_config();
+  {
+    CausalLM m(c, DecoderOptions{});
+    m->init_weights(0);
+    SaveOptions s;
+    s.dtype = torch::kFloat32;
+    save_checkpoint(m, tmp.path / "ckpt", s);  // 232 MB, one file
+  }
+  DecoderOptions unallocated;
+  unallocated.unallocated = true;
+  CausalLM sharded(c, unallocated);
+  for (auto& p : sharded->parameters()) EXPECT_EQ(p.storage().nbytes(), 0u);
+  auto rows = std::make_shared<RowsOfOneRank>(sharded, 4, 1);
+  sharded->unit_runner = rows;
+  double shard_bytes = 0, largest = 0, whole = 0;
+  for (auto& [name, r] : rows->rows) {
+    shard_bytes += static_cast<double>(r.second.nbytes());
+    const double full = static_cast<double>(sharded->named_parameters()[name].numel()) * 4;
+    largest = std::max(largest, full);
+    whole += full;
+  }
+  ASSERT_GT(whole, 200e6);
+  // The row tensors are allocated but untouched; loading writes them and maps the file's pages.
+  reset_peak_host_memory();
+  HostMemory before = host_memory();
+  LoadReport report = load_weights(sharded, tmp.path / "ckpt");
+  HostMemory after = host_memory();
+  EXPECT_NEAR(static_cast<double>(report.bytes_read), shard_bytes, 0.01 * shard_bytes);
+  const double growth = static_cast<double>(after.peak_resident_bytes - before.resident_bytes);
+  EXPECT_LE(growth, shard_bytes + largest / 4 + 16e6)
+      << "peak grew " << growth / 1e6 << " MB for a " << shard_bytes / 1e6 << " MB shard of " << whole / 1e6 << " MB";
+  CausalLM full = load_model(tmp.path / "ckpt", DecoderOptions{});
+  for (auto& [name, r] : rows->rows)
+    EXPECT_TRUE(torch::equal(r.second, full->named_parameters()[name].narrow(0, r.first, r.second.size(0)))) << name;
 }

@@ -146,24 +146,40 @@ void expect_same_weights(const fs::path& run_a, const fs::path& run_b, const std
 
 // Bytes each strategy holds and moves for this model, from its parameter shapes: what rank 0
 // should report in metrics.jsonl.
+// zero3 also: the most gathered parameter bytes allocated at once (one unit when units are
+// resharded after forward, the whole model when not).
 struct Expected {
-  int64_t weights = 0, gradients = 0, optimizer = 0, reduced = 0, gathered = 0;
+  int64_t weights = 0, gradients = 0, optimizer = 0, reduced = 0, gathered = 0, gathered_peak = 0;
 };
-Expected expected_bytes(const fs::path& checkpoint, const std::string& strategy, int64_t world, int64_t micro_batches) {
+Expected expected_bytes(const fs::path& checkpoint, const std::string& strategy, int64_t world, int64_t micro_batches,
+                        bool reshard_after_forward = true) {
   Expected e;
+  std::map<std::string, int64_t> unit_bytes;  // fp32 bytes per unit: embedding, each layer, head
   for (auto& [name, t] : read_safetensors(checkpoint / "model.safetensors")) {
     const int64_t rows = t.size(0), per_row = t.numel() / rows, psi = t.numel();
     const int64_t per_rank = (rows + world - 1) / world, mine = std::min(rows, per_rank) * per_row;  // rank 0's rows
-    e.weights += 4 * psi;
+    const int64_t padded = 4 * per_rank * world * per_row;  // what a collective over this tensor moves
+    const bool head = name == "model.norm.weight" || name == "lm_head.weight";
+    const std::string unit = head ? "head" : name.substr(0, name.find('.', name.find("layers.") + 7));
+    unit_bytes[unit] += 4 * psi;
     if (strategy == "ddp") {
-      e.gradients += 4 * psi, e.optimizer += 8 * psi, e.reduced += 4 * psi;
+      e.weights += 4 * psi, e.gradients += 4 * psi, e.optimizer += 8 * psi, e.reduced += 4 * psi;
+    } else if (strategy == "zero3") {
+      // Each micro-batch: every unit gathered for forward and again for backward (all but the
+      // head, which stays gathered in between; none when not resharded), gradients reduce-scattered.
+      e.weights += 4 * mine, e.gradients += 4 * mine, e.optimizer += 8 * mine;
+      e.reduced += padded * micro_batches;
+      e.gathered += padded * micro_batches * (reshard_after_forward && !head ? 2 : 1);
     } else {
+      e.weights += 4 * psi;
       e.gradients += 4 * mine + (strategy == "zero1" ? 4 * psi : 0);
       e.optimizer += 8 * mine;
-      e.reduced += 4 * per_rank * world * per_row * (strategy == "zero2" ? micro_batches : 1);
-      e.gathered += 4 * per_rank * world * per_row;
+      e.reduced += padded * (strategy == "zero2" ? micro_batches : 1);
+      e.gathered += padded;
     }
   }
+  for (auto& [unit, bytes] : unit_bytes)
+    e.gathered_peak = reshard_after_forward ? std::max(e.gathered_peak, bytes) : e.gathered_peak + bytes;
   return e;
 }
 
@@ -175,10 +191,27 @@ Expected expected_bytes(const fs::path& checkpoint, const std::string& strategy,
 TEST(DistSft, RanksTrainLikeOneProcess) {
   DistFixture f;
   ASSERT_EQ(run(f.sft("one", 1)), 0) << f.log("one");
-  for (const std::string strategy : {"ddp", "zero1", "zero2"}) {
-    for (int n : {2, 3}) {
-      const std::string out = strategy + "_" + std::to_string(n);
-      ASSERT_EQ(run(f.sft(out, n, "dist.strategy=" + strategy)), 0) << f.log(out);
+  struct Case {
+    std::string strategy;
+    int ranks;
+    std::string overrides, name;
+    bool reshard = true;
+  };
+  std::vector<Case> cases;
+  for (const std::string strategy : {"ddp", "zero1", "zero2", "zero3"})
+    for (int n : {2, 3}) cases.push_back({strategy, n, "", strategy + "_" + std::to_string(n)});
+  // zero3 options, each with the same curves (3 ranks: the third runs a filler micro-batch each step).
+  cases.push_back({"zero3", 2, "dist.reshard_after_forward=false", "zero3_keep_gathered", false});
+  cases.push_back({"zero3", 3, "dist.prefetch=false", "zero3_no_prefetch"});
+  cases.push_back({"zero3", 3, "model.activation_checkpointing=true", "zero3_checkpointing"});
+  cases.push_back({"zero2", 2, "model.activation_checkpointing=true", "zero2_checkpointing"});
+  cases.push_back({"zero3", 4, "", "zero3_4"});
+  for (const Case& c : cases) {
+    {
+      const std::string& strategy = c.strategy;
+      const int n = c.ranks;
+      const std::string& out = c.name;
+      ASSERT_EQ(run(f.sft(out, n, "dist.strategy=" + strategy + " " + c.overrides)), 0) << f.log(out);
       const fs::path metrics = f.tmp.path / out / "metrics.jsonl";
       for (const char* key : {"loss", "grad_norm", "val_loss", "repetition_prompts", "repetition_terminated",
                               "repetition_repetitive"})
@@ -188,7 +221,7 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
                 std::string::npos) << f.log(out);
       // 8 rows a step over n ranks in micro-batches of 2.
       const int64_t micro_batches = ((8 + n - 1) / n + 1) / 2;
-      Expected want = expected_bytes(last_checkpoint(f.tmp.path / "one"), strategy, n, micro_batches);
+      Expected want = expected_bytes(last_checkpoint(f.tmp.path / "one"), strategy, n, micro_batches, c.reshard);
       nlohmann::json first;
       std::istringstream lines(read_text_file(metrics));
       for (std::string line; std::getline(lines, line) && first.is_null();)
@@ -201,17 +234,24 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
       EXPECT_EQ(first["held_optimizer_bytes"].get<int64_t>(), want.optimizer) << out;
       EXPECT_EQ(first["reduced_bytes"].get<int64_t>(), want.reduced) << out;
       EXPECT_EQ(first["gathered_bytes"].get<int64_t>(), want.gathered) << out;
+      if (strategy == "zero3") {  // gathered storage is really released: measured from the storages
+        EXPECT_EQ(first["gathered_peak_bytes"].get<int64_t>(), want.gathered_peak) << out;
+        EXPECT_EQ(first["gathered_after_step_bytes"].get<int64_t>(), 0) << out;
+      }
     }
   }
   // 1 -> 2 ranks (zero2), and a zero1 run on 3 ranks -> ddp on 2: resume each from step 2.
   struct Resume {
     std::string from, to, overrides;
+    int ranks = 2;
   };
-  for (const Resume& c : {Resume{"one", "one_to_zero2", "dist.strategy=zero2"}, Resume{"zero1_3", "zero1_to_ddp", "dist.strategy=ddp"}}) {
+  for (const Resume& c : {Resume{"one", "one_to_zero2", "dist.strategy=zero2"}, Resume{"zero1_3", "zero1_to_ddp", "dist.strategy=ddp"},
+                          Resume{"one", "one_to_zero3", "dist.strategy=zero3", 3}, Resume{"zero3_3", "zero3_to_one", "", 1},
+                          Resume{"zero3_4", "zero3_to_ddp", "dist.strategy=ddp"}}) {
     fs::copy(f.tmp.path / c.from, f.tmp.path / c.to, fs::copy_options::recursive);
     fs::remove_all(f.tmp.path / c.to / "final");
     const std::string resume = "--resume " + (f.tmp.path / c.to / "checkpoints" / "step_2").string();
-    ASSERT_EQ(run(f.sft(c.to, 2, c.overrides + " " + resume)), 0) << f.log(c.to);
+    ASSERT_EQ(run(f.sft(c.to, c.ranks, c.overrides + " " + resume)), 0) << f.log(c.to);
     expect_same_curve(f.tmp.path / c.to / "metrics.jsonl", f.tmp.path / "one" / "metrics.jsonl", "loss", c.to);
     expect_same_weights(f.tmp.path / c.to, f.tmp.path / "one", c.to);
   }
@@ -229,7 +269,7 @@ TEST(DistSft, TorchrunLaunchesRanksLikeOneProcess) {
                               " run.output_dir=torchrun dist.timeout_minutes=1 > " + (f.tmp.path / "torchrun.log").string() +
                               " 2>&1";
   ASSERT_EQ(run(command), 0) << f.log("torchrun");
-  EXPECT_NE(f.log("torchrun").find("dist: 2 ranks (gloo), strategy zero2"), std::string::npos) << f.log("torchrun");
+  EXPECT_NE(f.log("torchrun").find("dist: 2 ranks (gloo), strategy zero3"), std::string::npos) << f.log("torchrun");
   expect_same_curve(f.tmp.path / "torchrun" / "metrics.jsonl", f.tmp.path / "one" / "metrics.jsonl", "loss", "torchrun");
   expect_same_weights(f.tmp.path / "torchrun", f.tmp.path / "one", "torchrun");
 }
@@ -319,7 +359,7 @@ TEST(DistSft, NcclRankTrainsLikeOneProcessOnCuda) {
   expect_same_weights(f.tmp.path / "nccl", f.tmp.path / "cuda", "one NCCL rank");
 }
 
-// DPO on 2 and 3 ranks (ddp, zero2) with a live and a precomputed reference: the one-process
+// DPO on 2 and 3 ranks (ddp, zero2, zero3: the reference sharded too) with a live and a precomputed reference: the one-process
 // loss, reward and validation curves and weights. 14 pairs a step over 2 pairs a micro-batch.
 TEST(DistDpo, RanksTrainLikeOneProcess) {
   DistFixture f;
@@ -350,7 +390,7 @@ TEST(DistDpo, RanksTrainLikeOneProcess) {
   for (const std::string mode : {"live", "precomputed"}) {
     const std::string one = "one_" + mode, reference = "dpo.reference.mode=" + mode;
     ASSERT_EQ(run(dpo(one, 1, reference)), 0) << f.log(one);
-    for (const auto& [strategy, n] : std::vector<std::pair<std::string, int>>{{"ddp", 2}, {"zero2", 3}}) {
+    for (const auto& [strategy, n] : std::vector<std::pair<std::string, int>>{{"ddp", 2}, {"zero2", 3}, {"zero3", 3}}) {
       const std::string out = mode + "_" + strategy + "_" + std::to_string(n);
       // The precomputed runs share the cache with the one-process run: the 3-rank run scores
       // the reference itself first, to prove the table it builds across ranks.

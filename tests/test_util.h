@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "model/config.h"
 #include "util/error.h"
 
 namespace dsalign::testing {
@@ -39,6 +40,20 @@ inline std::string error_of(const std::function<void()>& fn) {
     return e.what();
   }
   return "";
+}
+
+// A model of ~58M parameters (232 MB in fp32): large enough that host-memory growth while loading
+// it stands out of the process's noise, small enough for CI.
+inline ModelConfig memory_test_config() {
+  ModelConfig c = *model_preset("tiny");
+  c.hidden_size = 512;
+  c.intermediate_size = 1376;
+  c.num_hidden_layers = 8;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 8;
+  c.head_dim = 64;
+  c.vocab_size = 32000;
+  return c;
 }
 
 }  // namespace dsalign::testing

@@ -250,14 +250,7 @@ TEST(Cli, BadInputIsOneLineAndNonZero) {
 // and their pages released. (Memory, not time: no timing assertion.)
 TEST(Checkpoint, LoadPeakHostMemoryNearOneCopy) {
   TempDir tmp;
-  ModelConfig c = *model_preset("tiny");
-  c.hidden_size = 512;
-  c.intermediate_size = 1376;
-  c.num_hidden_layers = 8;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 8;
-  c.head_dim = 64;
-  c.vocab_size = 32000;
+  ModelConfig c = dsalign::testing::memory_test_config();
   {
     CausalLM m(c, DecoderOptions{});
     m->init_weights(0);

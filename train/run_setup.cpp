@@ -146,10 +146,10 @@ TrainingState resume_training(const fs::path& out, const std::string& resume, Ca
       main);
 }
 
-CheckpointSnapshot training_snapshot(CausalLM& model, NamedTensors optimizer_state, const fs::path& out,
-                                     const TrainingState& state, ChatFormat format, const fs::path& tokenizer_dir,
-                                     int64_t keep_last) {
-  CheckpointSnapshot snapshot = snapshot_training_state(model, std::move(optimizer_state));
+CheckpointSnapshot training_snapshot(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,
+                                     const fs::path& out, const TrainingState& state, ChatFormat format,
+                                     const fs::path& tokenizer_dir, int64_t keep_last) {
+  CheckpointSnapshot snapshot = snapshot_training_state(model, weights, std::move(optimizer_state));
   snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
   snapshot.state = state.to_json(format);
   snapshot.tokenizer_dir = tokenizer_dir;
@@ -162,13 +162,19 @@ CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optim
                                      int64_t keep_last) {
   NamedTensors named;
   for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-  return training_snapshot(model, adamw_state_tensors(named, optimizer), out, state, format, tokenizer_dir, keep_last);
+  return training_snapshot(model, checkpoint_tensors(model), adamw_state_tensors(named, optimizer), out, state, format,
+                           tokenizer_dir, keep_last);
 }
 
 fs::path export_final(CausalLM& model, const fs::path& out, const fs::path& tokenizer_dir, ChatFormat format) {
+  return export_final(model->config, checkpoint_tensors(model), out, tokenizer_dir, format);
+}
+
+fs::path export_final(const ModelConfig& config, const NamedTensors& weights, const fs::path& out,
+                      const fs::path& tokenizer_dir, ChatFormat format) {
   ExportOptions options;
   options.overwrite = true;
-  export_chat_checkpoint(model->config, checkpoint_tensors(model), tokenizer_dir, format, out / "final", options);
+  export_chat_checkpoint(config, weights, tokenizer_dir, format, out / "final", options);
   return out / "final";
 }
 

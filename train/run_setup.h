@@ -68,8 +68,10 @@ TrainingState resume_training(const std::filesystem::path& run_dir, const std::s
 CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const std::filesystem::path& run_dir,
                                      const TrainingState& state, ChatFormat format,
                                      const std::filesystem::path& tokenizer_dir, int64_t keep_last);
-// The same with the AdamW state given (host tensors, as adamw_state_tensors names them).
-CheckpointSnapshot training_snapshot(CausalLM& model, NamedTensors optimizer_state, const std::filesystem::path& run_dir,
+// The same with the weights (checkpoint names) and the AdamW state (host tensors, as
+// adamw_state_tensors names them) given: what DataParallel gathers from the ranks.
+CheckpointSnapshot training_snapshot(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,
+                                     const std::filesystem::path& run_dir,
                                      const TrainingState& state, ChatFormat format,
                                      const std::filesystem::path& tokenizer_dir, int64_t keep_last);
 
@@ -77,6 +79,10 @@ CheckpointSnapshot training_snapshot(CausalLM& model, NamedTensors optimizer_sta
 // the tokenizer files of `tokenizer_dir`; returns its path.
 std::filesystem::path export_final(CausalLM& model, const std::filesystem::path& run_dir,
                                    const std::filesystem::path& tokenizer_dir, ChatFormat format);
+// The same with the weights given (checkpoint names).
+std::filesystem::path export_final(const ModelConfig& config, const NamedTensors& weights,
+                                   const std::filesystem::path& run_dir, const std::filesystem::path& tokenizer_dir,
+                                   ChatFormat format);
 
 // Keeps the metrics lines up to `step` (a killed run may have logged past its last checkpoint).
 void truncate_metrics(const std::filesystem::path& path, int64_t step);

@@ -20,13 +20,24 @@ void prepare_run_on_ranks(const RunSection& run, bool resuming, const std::strin
   write_file_atomic(run.output_dir / "config.yaml", resolved_recipe);
 }
 
-TrainingState resume_on_ranks(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
-                              DataParallel& dp, const Dist& dist) {
-  if (resume.empty()) return TrainingState{};
-  return resume_training(
+ResumedRun resume_on_ranks(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
+                           const Dist& dist) {
+  ResumedRun run;
+  if (resume.empty()) return run;
+  run.state = resume_training(
       run_dir, resume, model,
-      [&](const std::map<std::string, torch::Tensor>& saved, const std::string& file) { dp.load_optimizer_state(saved, file); },
+      [&](const std::map<std::string, torch::Tensor>& saved, const std::string& file) {
+        run.trainer_state = saved;
+        run.file = file;
+      },
       dist.is_main());
+  return run;
+}
+
+void ResumedRun::restore_optimizer(DataParallel& dp) {
+  if (file.empty()) return;
+  dp.load_optimizer_state(trainer_state, file);
+  trainer_state.clear();
 }
 
 std::optional<MetricsLog> open_metrics(const std::filesystem::path& run_dir, bool resuming, const Dist& dist) {
@@ -39,15 +50,20 @@ RankStep plan_rank_step(const std::vector<PackedRow>& step_rows, const Dist& dis
   RankStep plan;
   for (size_t i : rank_rows(0, step_rows.size(), dist.world_size(), dist.rank())) plan.rows.push_back(step_rows[i]);
   plan.micro_batches = micro_batches_per_rank(step_rows.size(), dist.world_size(), micro_batch_size);
+  if (!step_rows.empty()) plan.filler.push_back(step_rows.front());
   return plan;
 }
 
 double run_micro_batches(const RankStep& plan, int64_t micro_batch_size, DataParallel& dp, double grad_clip,
-                         const std::function<void(size_t, size_t)>& micro) {
+                         const MicroBatch& micro) {
   const size_t per_batch = static_cast<size_t>(micro_batch_size);
+  dp.begin_step();
   for (int64_t m = 0; m < plan.micro_batches; ++m) {
     const size_t begin = static_cast<size_t>(m) * per_batch;
-    if (begin < plan.rows.size()) micro(begin, std::min(plan.rows.size(), begin + per_batch));
+    if (begin < plan.rows.size())
+      micro(plan.rows, begin, std::min(plan.rows.size(), begin + per_batch), 1.0);
+    else if (dp.strategy() == ShardStrategy::zero3)
+      micro(plan.filler, 0, 1, 0.0);
     dp.after_micro_batch();
   }
   dp.finish_gradients();

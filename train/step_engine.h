@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,10 +29,17 @@ void prepare_run_on_ranks(const RunSection& run, bool resuming, const std::strin
                           const std::filesystem::path& recipe_path, const Dist& dist,
                           const std::vector<std::string>& extra = {});
 
-// --resume on every rank: weights and RNG from the checkpoint, this rank's AdamW state through
-// `dp`; rank 0 also trims metrics.jsonl past the checkpoint. A fresh run returns step 0.
-TrainingState resume_on_ranks(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
-                              DataParallel& dp, const Dist& dist);
+// --resume on every rank, before the model is handed to DataParallel: weights and RNG from the
+// checkpoint, and its AdamW state kept for restore_optimizer(); rank 0 also trims metrics.jsonl
+// past the checkpoint. A fresh run returns step 0.
+struct ResumedRun {
+  TrainingState state;
+  std::map<std::string, torch::Tensor> trainer_state;  // empty for a fresh run
+  std::string file;                                    // trainer_state.safetensors, for errors
+  // This rank's AdamW state into `dp`, then the saved tensors freed.
+  void restore_optimizer(DataParallel& dp);
+};
+ResumedRun resume_on_ranks(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model, const Dist& dist);
 
 // metrics.jsonl, opened on rank 0 only (appending on a resume).
 std::optional<MetricsLog> open_metrics(const std::filesystem::path& run_dir, bool resuming, const Dist& dist);
@@ -41,14 +49,18 @@ std::optional<MetricsLog> open_metrics(const std::filesystem::path& run_dir, boo
 struct RankStep {
   std::vector<PackedRow> rows;
   int64_t micro_batches = 0;
+  std::vector<PackedRow> filler;  // the step's first row: what a rank out of rows runs under zero3
 };
 RankStep plan_rank_step(const std::vector<PackedRow>& step_rows, const Dist& dist, int64_t micro_batch_size);
 
-// For each of the step's micro-batches, `micro(begin, end)` on this rank's rows [begin, end) (not
-// called for the empty micro-batches of a rank with fewer rows), then the gradients summed over
-// the ranks and clipped. Returns the global gradient norm (before clipping).
+// For each of the step's micro-batches, `micro(rows, begin, end, 1.0)` on this rank's rows
+// [begin, end), then the gradients summed over the ranks and clipped. Returns the global gradient
+// norm (before clipping). A rank with fewer rows skips its empty micro-batches, except under
+// zero3, where every forward and backward gathers units with the other ranks: there it runs
+// `micro(plan.filler, 0, 1, 0.0)`, whose loss and metrics the trainer weighs by 0.
+using MicroBatch = std::function<void(const std::vector<PackedRow>& rows, size_t begin, size_t end, double weight)>;
 double run_micro_batches(const RankStep& plan, int64_t micro_batch_size, DataParallel& dp, double grad_clip,
-                         const std::function<void(size_t begin, size_t end)>& micro);
+                         const MicroBatch& micro);
 
 // Whether a checkpoint is due after `step`: every checkpoint_every_steps, or checkpoint_every_minutes
 // since `last` by rank 0's clock (a collective then, so every rank agrees).

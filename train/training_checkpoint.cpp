@@ -54,11 +54,15 @@ NamedTensors adamw_state_tensors(const NamedTensors& named, torch::optim::AdamW&
 }
 
 CheckpointSnapshot snapshot_training_state(CausalLM& model, NamedTensors optimizer_state) {
+  return snapshot_training_state(model, checkpoint_tensors(model), std::move(optimizer_state));
+}
+
+CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state) {
   torch::NoGradGuard no_grad;
   CheckpointSnapshot s;
   s.config = model->config;
   s.weight_dtype = model->options.param_dtype;
-  for (auto& [name, t] : checkpoint_tensors(model)) s.weights.emplace_back(name, host_copy(t));
+  for (auto& [name, t] : weights) s.weights.emplace_back(name, host_copy(t));
   s.trainer_state = std::move(optimizer_state);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());

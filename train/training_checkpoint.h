@@ -35,6 +35,8 @@ struct CheckpointSnapshot {
 CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer);
 // The same with the AdamW state given (host tensors named as adamw_state_tensors names them).
 CheckpointSnapshot snapshot_training_state(CausalLM& model, NamedTensors optimizer_state);
+// The same with the weights given (checkpoint names; under zero3 gathered from the ranks).
+CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state);
 
 // AdamW's state of each named tensor it has stepped, as host copies named
 // "optimizer.<name>.exp_avg", ".exp_avg_sq" and ".step".
