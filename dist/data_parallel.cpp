@@ -1,6 +1,7 @@
 #include "dist/data_parallel.h"
 
 #include "model/checkpoint.h"
+#include "train/checkpoint_reader.h"
 #include "train/run_setup.h"
 #include "util/error.h"
 
@@ -215,14 +216,54 @@ NamedTensors DataParallel::optimizer_state() {
   return out;
 }
 
-void DataParallel::load_optimizer_state(const std::map<std::string, torch::Tensor>& saved, const std::string& file) {
+void DataParallel::load_optimizer_state(const CheckpointReader& checkpoint) {
   NamedTensors named;
-  std::vector<std::pair<int64_t, int64_t>> rows;
+  std::map<std::string, torch::Tensor> saved;
   for (size_t i = 0; i < owned_.size(); ++i) {
     named.emplace_back(names_[i], owned_[i]);
-    rows.emplace_back(shards_[i].begin, shards_[i].end);
+    const std::string prefix = "optimizer." + names_[i];
+    if (!checkpoint.has(prefix + ".step")) continue;  // no step taken yet
+    // The rows this rank's AdamW covers: its shard, or the whole parameter.
+    const int64_t begin = sharded() ? shards_[i].begin : 0;
+    const int64_t end = sharded() ? shards_[i].end : params_[i].size(0);
+    for (const char* key : {".exp_avg", ".exp_avg_sq"}) saved[prefix + key] = checkpoint.rows(prefix + key, begin, end);
+    saved[prefix + ".step"] = checkpoint.whole(prefix + ".step");
   }
-  restore_adamw_state(named, sharded() ? rows : std::vector<std::pair<int64_t, int64_t>>{}, *adamw_, saved, file);
+  restore_adamw_state(named, {}, *adamw_, saved, checkpoint.dir().string());
+}
+
+DataParallel::CheckpointPart DataParallel::checkpoint_part() {
+  torch::NoGradGuard no_grad;
+  const int64_t world = dist_.world_size(), rank = dist_.rank();
+  auto host = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, false, true).contiguous(); };
+  CheckpointPart part;
+  part.layout = nlohmann::json::object();
+  auto& states = adamw_->state();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const int64_t rows = params_[i].size(0);
+    const RowShard mine = row_shard(rows, world, rank);
+    nlohmann::json ranges = nlohmann::json::array();
+    for (int64_t r = 0; r < world; ++r) {
+      const RowShard s = row_shard(rows, world, r);
+      ranges.push_back({s.begin, s.end});
+    }
+    // AdamW's state covers exactly these rows when sharded (zero1/2/3), the whole parameter otherwise.
+    auto my_rows = [&](const torch::Tensor& t) { return host(sharded() ? t : t.narrow(0, mine.begin, mine.rows())); };
+    part.layout[names_[i]] = {{"shape", params_[i].sizes().vec()}, {"rows", ranges}};
+    if (mine.rows() > 0)
+      part.weights.emplace_back(names_[i], host(units_ ? owned_[i] : params_[i].narrow(0, mine.begin, mine.rows())));
+    auto it = states.find(owned_[i].unsafeGetTensorImpl());
+    if (it == states.end()) continue;  // no step taken yet
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    const std::string prefix = "optimizer." + names_[i];
+    for (const char* key : {".exp_avg", ".exp_avg_sq"}) {
+      part.layout[prefix + key] = {{"shape", params_[i].sizes().vec()}, {"rows", ranges}};
+      if (mine.rows() > 0) part.optimizer.emplace_back(prefix + key, my_rows(std::string(key) == ".exp_avg" ? st.exp_avg() : st.exp_avg_sq()));
+    }
+    part.layout[prefix + ".step"] = {{"shape", {1}}, {"whole", true}};
+    part.optimizer.emplace_back(prefix + ".step", torch::tensor({st.step()}, torch::kInt64));
+  }
+  return part;
 }
 
 NamedTensors DataParallel::model_weights(CausalLM& model) {

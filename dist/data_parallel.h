@@ -52,10 +52,20 @@ class DataParallel {
   // The full AdamW state as one process saves it ("optimizer.<name>.exp_avg" ...), host tensors;
   // a collective (every rank calls it), filled on rank 0 only.
   NamedTensors optimizer_state();
-  // Restores a saved AdamW state (a checkpoint's trainer_state), taking this rank's rows.
-  void load_optimizer_state(const std::map<std::string, torch::Tensor>& saved, const std::string& file);
+  // Restores a checkpoint's AdamW state (either layout, any world size), reading this rank's rows.
+  void load_optimizer_state(const CheckpointReader& checkpoint);
 
   ShardStrategy strategy() const { return strategy_; }
+  // This rank's part of a multi-rank checkpoint (train/sharded_checkpoint.h): its rows (row_shard
+  // over the ranks, whatever the strategy) of every weight and AdamW moment as host copies, the
+  // AdamW steps, and for shard_layout.json every tensor's shape and each rank's rows. No
+  // collective: each rank writes what it holds.
+  struct CheckpointPart {
+    NamedTensors weights, optimizer;
+    nlohmann::json layout;
+  };
+  CheckpointPart checkpoint_part();
+
   // The weights as a one-process run saves them (checkpoint names, master dtype): a collective
   // under zero3 (each tensor gathered in turn), filled on rank 0 only; otherwise the model's own.
   NamedTensors model_weights(CausalLM& model);

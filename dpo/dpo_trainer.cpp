@@ -197,11 +197,8 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   auto last_checkpoint = run_start;
   const int64_t first_step = step;
   auto checkpoint = [&] {
-    NamedTensors weights = dp.model_weights(model);        // collectives: every rank takes part
-    NamedTensors optimizer_state = dp.optimizer_state();
-    if (dist.is_main())
-      writer.submit(training_snapshot(model, weights, std::move(optimizer_state), out, state, format, policy_dir,
-                                      r.train.keep_last));
+    // Every rank writes its part (in the background); rank 0 publishes.
+    writer.submit(rank_checkpoint(model, dp, dist, out, state, format, policy_dir, r.train.keep_last, r.dist.timeout_minutes));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };
@@ -328,9 +325,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
                    v.margin / static_cast<double>(std::max<int64_t>(v.pairs, 1)));
   }
   writer.wait();
-  const NamedTensors final_weights = dp.model_weights(model);  // a collective under zero3
-  if (dist.is_main()) export_final(model->config, final_weights, out, policy_dir, format);
-  dist.barrier("final export");  // every rank returns once final/ is complete
+  export_final_on_ranks(model, dp, dist, out, step, policy_dir, format);
   outcome.final_dir = out / "final";
   return outcome;
 }

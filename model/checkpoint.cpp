@@ -194,6 +194,12 @@ void save_checkpoint(const ModelConfig& config, const std::vector<std::pair<std:
   write_checkpoint(config, std::move(tensors), dir, options);
 }
 
+void save_checkpoint(const ModelConfig& config, std::vector<TensorToWrite> tensors, const fs::path& dir,
+                     const SaveOptions& options) {
+  for (auto& t : tensors) t.dtype = options.dtype;
+  write_checkpoint(config, std::move(tensors), dir, options);
+}
+
 void init_checkpoint(const ModelConfig& config, uint64_t seed, const fs::path& dir, const SaveOptions& options) {
   // Names and shapes from a model on the meta device: no memory behind it.
   DecoderOptions meta;

@@ -51,6 +51,9 @@ void save_checkpoint(CausalLM& model, const std::filesystem::path& dir, const Sa
 // The same from named tensors (any device and dtype; converted to options.dtype on write).
 void save_checkpoint(const ModelConfig& config, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                      const std::filesystem::path& dir, const SaveOptions& options);
+// The same from tensors produced one at a time as they are written (host memory: one tensor).
+void save_checkpoint(const ModelConfig& config, std::vector<TensorToWrite> tensors, const std::filesystem::path& dir,
+                     const SaveOptions& options);
 
 // A randomly initialised checkpoint of `config`, generated and written one tensor at a time:
 // host memory stays near one tensor, whatever the model's size. Same values as

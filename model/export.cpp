@@ -4,15 +4,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "train/checkpoint_reader.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
 
 namespace dsalign {
 
-void export_chat_checkpoint(const ModelConfig& config, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+void export_chat_checkpoint(const ModelConfig& config, const std::vector<std::pair<std::string, torch::Tensor>>& named,
                             const fs::path& tokenizer_dir, ChatFormat format, const fs::path& out,
                             const ExportOptions& options) {
+  std::vector<TensorToWrite> tensors;
+  for (auto& [name, t] : named) tensors.push_back({name, t.sizes().vec(), options.dtype, [t] { return t; }});
+  export_chat_checkpoint(config, std::move(tensors), tokenizer_dir, format, out, options);
+}
+
+void export_chat_checkpoint(const ModelConfig& config, std::vector<TensorToWrite> tensors, const fs::path& tokenizer_dir,
+                            ChatFormat format, const fs::path& out, const ExportOptions& options) {
   for (const char* required : {"tokenizer.json", "tokenizer_config.json"})
     if (!fs::exists(tokenizer_dir / required)) fail(tokenizer_dir.string(), ": no ", required, " to export with the model");
   if (fs::exists(out) && !fs::is_empty(out) && !options.overwrite)
@@ -33,7 +41,7 @@ void export_chat_checkpoint(const ModelConfig& config, const std::vector<std::pa
     save.dtype = options.dtype;
     save.max_shard_bytes = options.max_shard_bytes;
     save.overwrite = true;
-    save_checkpoint(exported, tensors, staging, save);
+    save_checkpoint(exported, std::move(tensors), staging, save);
     fs::copy_file(tokenizer_dir / "tokenizer.json", staging / "tokenizer.json", fs::copy_options::overwrite_existing);
     if (fs::exists(tokenizer_dir / "special_tokens_map.json"))
       fs::copy_file(tokenizer_dir / "special_tokens_map.json", staging / "special_tokens_map.json",
@@ -73,6 +81,19 @@ fs::path export_model(const fs::path& source, const fs::path& out, const std::st
   }
   Tokenizer tokenizer = Tokenizer::load(dir);
   ChatFormat format = resolve_chat_format(format_name, tokenizer);
+  if (fs::exists(dir / "shard_layout.json")) {
+    // A multi-rank run's checkpoint: each tensor assembled from the ranks' rows as it is written.
+    const ModelConfig config = load_model_config(dir);
+    DecoderOptions meta;
+    meta.device = torch::kMeta;
+    CausalLM shapes(config, meta);
+    auto reader = std::make_shared<CheckpointReader>(dir);
+    std::vector<TensorToWrite> tensors;
+    for (auto& [name, t] : checkpoint_tensors(shapes))
+      tensors.push_back({name, t.sizes().vec(), options.dtype, [reader, name] { return reader->whole(name); }});
+    export_chat_checkpoint(config, std::move(tensors), dir, format, out, options);
+    return dir;
+  }
   // Streamed through the model on the CPU in its stored precision, then converted on write.
   DecoderOptions o;
   o.param_dtype = options.dtype;

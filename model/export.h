@@ -25,8 +25,14 @@ void export_chat_checkpoint(const ModelConfig& config, const std::vector<std::pa
                             const std::filesystem::path& tokenizer_dir, ChatFormat format,
                             const std::filesystem::path& out_dir, const ExportOptions& options);
 
+// The same from tensors produced one at a time as they are written.
+void export_chat_checkpoint(const ModelConfig& config, std::vector<TensorToWrite> tensors,
+                            const std::filesystem::path& tokenizer_dir, ChatFormat format,
+                            const std::filesystem::path& out_dir, const ExportOptions& options);
+
 // What `dsalign export` accepts: a run directory (its newest checkpoint), a training checkpoint
-// (checkpoints/step_N, which records its chat format), or a Hugging Face directory (chat format
+// (checkpoints/step_N, which records its chat format; a sharded one is assembled one tensor at a
+// time), or a Hugging Face directory (chat format
 // from its tokenizer, or `chat_template` when not "auto"). Returns the directory exported.
 std::filesystem::path export_model(const std::filesystem::path& source, const std::filesystem::path& out_dir,
                                    const std::string& chat_template, const ExportOptions& options);

@@ -209,11 +209,8 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   CheckpointWriter writer(r.train.async_checkpoint);
   int64_t last_checkpoint_step = state.step;
   auto checkpoint = [&] {
-    NamedTensors weights = dp.model_weights(model);        // collectives: every rank takes part
-    NamedTensors optimizer_state = dp.optimizer_state();
-    if (dist.is_main())
-      writer.submit(training_snapshot(model, weights, std::move(optimizer_state), out, state, format, model_dir,
-                                      r.train.keep_last));
+    // Every rank writes its part (in the background); rank 0 publishes.
+    writer.submit(rank_checkpoint(model, dp, dist, out, state, format, model_dir, r.train.keep_last, r.dist.timeout_minutes));
     last_checkpoint = std::chrono::steady_clock::now();
     last_checkpoint_step = step;
   };
@@ -330,9 +327,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   if (outcome.validation_loss >= 0 && metrics) metrics->write({{"step", step}, {"val_loss", outcome.validation_loss}});
   if (r.repetition && r.repetition->at_end && last_repetition_step != step) measure();
   writer.wait();
-  const NamedTensors final_weights = dp.model_weights(model);  // a collective under zero3
-  if (dist.is_main()) export_final(model->config, final_weights, out, model_dir, format);
-  dist.barrier("final export");  // every rank returns once final/ is complete (a pipeline's next stage reads it)
+  export_final_on_ranks(model, dp, dist, out, step, model_dir, format);
   outcome.final_dir = out / "final";
   return outcome;
 }

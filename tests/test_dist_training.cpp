@@ -13,6 +13,8 @@
 #include "dist/launcher.h"
 #include "model/checkpoint.h"
 #include "model/weight_file.h"
+#include "train/checkpoint_reader.h"
+#include "train/sharded_checkpoint.h"
 #include "util/files.h"
 #include "test_util.h"
 
@@ -120,9 +122,22 @@ fs::path last_checkpoint(const fs::path& run) {
   return newest;
 }
 
-// Every tensor of two safetensors files within `tolerance` x the largest weight of `b`.
+// A training checkpoint's weights (either layout: sharded ones are assembled), in checkpoint order.
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_weights(const fs::path& dir) {
+  DecoderOptions meta;
+  meta.device = torch::kMeta;
+  CausalLM shapes(load_model_config(dir), meta);
+  CheckpointReader reader(dir);
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& [name, t] : checkpoint_tensors(shapes)) out.emplace_back(name, reader.whole(name));
+  return out;
+}
+
+// Every tensor of two safetensors files (or training checkpoints) within `tolerance` x the
+// largest weight of `b`.
 void expect_close_weights(const fs::path& a, const fs::path& b, double tolerance, const std::string& what) {
-  auto x = read_safetensors(a), y = read_safetensors(b);
+  auto x = fs::is_directory(a) ? checkpoint_weights(a) : read_safetensors(a);
+  auto y = fs::is_directory(b) ? checkpoint_weights(b) : read_safetensors(b);
   ASSERT_EQ(x.size(), y.size());
   double scale = 0;
   for (auto& [name, t] : y) scale = std::max(scale, t.abs().max().item<double>());
@@ -141,7 +156,7 @@ void expect_same_weights(const fs::path& run_a, const fs::path& run_b, const std
   ASSERT_TRUE(fs::exists(run_a / "final" / "config.json") && fs::exists(run_b / "final" / "config.json")) << what;
   const fs::path a = last_checkpoint(run_a), b = last_checkpoint(run_b);
   ASSERT_EQ(a.filename(), b.filename()) << what;
-  expect_close_weights(a / "model.safetensors", b / "model.safetensors", 1e-5, what);
+  expect_close_weights(a, b, 1e-5, what);
 }
 
 // Bytes each strategy holds and moves for this model, from its parameter shapes: what rank 0
@@ -240,6 +255,20 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
       }
     }
   }
+  // A multi-rank checkpoint is one file per rank and its layout; `dsalign export` assembles it
+  // tensor by tensor into what final/ holds; one with a rank's file missing is not complete, so
+  // --resume latest passes it over.
+  const fs::path z3 = f.tmp.path / "zero3_3";
+  for (int64_t r = 0; r < 3; ++r) EXPECT_TRUE(fs::exists(z3 / "checkpoints" / "step_6" / shard_file_name(r, 3)));
+  EXPECT_FALSE(fs::exists(z3 / "checkpoints" / "step_6" / "model.safetensors"));
+  ASSERT_EQ(run(f.cli + " export " + (z3 / "checkpoints" / "step_6").string() + " " + (f.tmp.path / "exported").string() +
+                " > " + (f.tmp.path / "export.log").string() + " 2>&1"),
+            0) << f.log("export");
+  EXPECT_EQ(read_text_file(f.tmp.path / "exported" / "model.safetensors"), read_text_file(z3 / "final" / "model.safetensors"));
+  fs::copy(z3, f.tmp.path / "broken", fs::copy_options::recursive);
+  fs::remove(f.tmp.path / "broken" / "checkpoints" / "step_6" / shard_file_name(1, 3));
+  EXPECT_EQ(newest_training_checkpoint(f.tmp.path / "broken").filename(), "step_4");
+
   // 1 -> 2 ranks (zero2), and a zero1 run on 3 ranks -> ddp on 2: resume each from step 2.
   struct Resume {
     std::string from, to, overrides;
@@ -316,6 +345,8 @@ TEST(DistSft, KilledRankStopsTheRunWhichThenResumes) {
   for (const auto& entry : fs::directory_iterator(f.tmp.path / "two" / "checkpoints")) {
     if (entry.path().filename().string().rfind("step_", 0) == 0) {
       EXPECT_TRUE(fs::exists(entry.path() / "state.json")) << entry.path() << " published without state.json";
+      for (int64_t r = 0; r < 2; ++r)
+        EXPECT_TRUE(fs::exists(entry.path() / shard_file_name(r, 2))) << entry.path() << " published without rank " << r;
     }
   }
 

@@ -4,6 +4,7 @@
 
 #include "model/checkpoint.h"
 #include "model/export.h"
+#include "train/checkpoint_reader.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -122,11 +123,11 @@ fs::path checkpoint_to_resume(const fs::path& out, const std::string& resume) {
 }
 
 TrainingState resume_training(const fs::path& out, const std::string& resume, CausalLM& model,
-                              const RestoreOptimizer& restore_optimizer, bool main) {
+                              const RestoreOptimizer& restore_optimizer, bool main, int64_t rank) {
   fs::path checkpoint = checkpoint_to_resume(out, resume);
-  std::map<std::string, torch::Tensor> saved;
-  TrainingState state = TrainingState::from_json(load_training_checkpoint(checkpoint, model, saved), checkpoint / "state.json");
-  restore_optimizer(saved, (checkpoint / "trainer_state.safetensors").string());
+  CheckpointReader reader(checkpoint);
+  TrainingState state = TrainingState::from_json(load_training_checkpoint(reader, model, rank), checkpoint / "state.json");
+  restore_optimizer(reader);
   if (main) {
     truncate_metrics(out / "metrics.jsonl", state.step);
     std::fprintf(stderr, "resuming from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(state.step));
@@ -138,12 +139,12 @@ TrainingState resume_training(const fs::path& out, const std::string& resume, Ca
                               bool main) {
   return resume_training(
       out, resume, model,
-      [&](const std::map<std::string, torch::Tensor>& saved, const std::string& file) {
+      [&](const CheckpointReader& reader) {
         NamedTensors named;
         for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-        restore_adamw_state(named, {}, optimizer, saved, file);
+        restore_adamw_state(named, {}, optimizer, whole_adamw_state(reader, named), reader.dir().string());
       },
-      main);
+      main, 0);
 }
 
 CheckpointSnapshot training_snapshot(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,

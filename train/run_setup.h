@@ -59,10 +59,11 @@ std::filesystem::path checkpoint_to_resume(const std::filesystem::path& run_dir,
 // logs where it resumes.
 TrainingState resume_training(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
                               torch::optim::AdamW& optimizer, bool main = true);
-// The same, with the AdamW state handed to `restore_optimizer` (trainer_state tensors, the file).
-using RestoreOptimizer = std::function<void(const std::map<std::string, torch::Tensor>&, const std::string&)>;
+// The same for a checkpoint of either layout, with the AdamW state left to `restore_optimizer`
+// (which reads what it needs from the checkpoint) and the RNG state of `rank`.
+using RestoreOptimizer = std::function<void(const CheckpointReader&)>;
 TrainingState resume_training(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
-                              const RestoreOptimizer& restore_optimizer, bool main);
+                              const RestoreOptimizer& restore_optimizer, bool main, int64_t rank);
 
 // The host copy of what checkpoints/step_<state.step> holds, ready for a CheckpointWriter.
 CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const std::filesystem::path& run_dir,

@@ -5,6 +5,8 @@
 #include <cstdio>
 
 #include "dist/shard_plan.h"
+#include "model/export.h"
+#include "train/checkpoint_reader.h"
 #include "util/files.h"
 #include "util/hash.h"
 
@@ -25,19 +27,14 @@ ResumedRun resume_on_ranks(const std::filesystem::path& run_dir, const std::stri
   ResumedRun run;
   if (resume.empty()) return run;
   run.state = resume_training(
-      run_dir, resume, model,
-      [&](const std::map<std::string, torch::Tensor>& saved, const std::string& file) {
-        run.trainer_state = saved;
-        run.file = file;
-      },
-      dist.is_main());
+      run_dir, resume, model, [&](const CheckpointReader& reader) { run.checkpoint = reader.dir(); }, dist.is_main(),
+      dist.rank());
   return run;
 }
 
-void ResumedRun::restore_optimizer(DataParallel& dp) {
-  if (file.empty()) return;
-  dp.load_optimizer_state(trainer_state, file);
-  trainer_state.clear();
+void ResumedRun::restore_optimizer(DataParallel& dp) const {
+  if (checkpoint.empty()) return;
+  dp.load_optimizer_state(CheckpointReader(checkpoint));
 }
 
 std::optional<MetricsLog> open_metrics(const std::filesystem::path& run_dir, bool resuming, const Dist& dist) {
@@ -68,6 +65,53 @@ double run_micro_batches(const RankStep& plan, int64_t micro_batch_size, DataPar
   }
   dp.finish_gradients();
   return dp.clip_grad_norm(grad_clip);
+}
+
+CheckpointSnapshot rank_checkpoint(CausalLM& model, DataParallel& dp, const Dist& dist, const std::filesystem::path& out,
+                                   const TrainingState& state, ChatFormat format, const std::filesystem::path& tokenizer_dir,
+                                   int64_t keep_last, double timeout_minutes) {
+  if (dist.world_size() == 1)
+    return training_snapshot(model, dp.model_weights(model), dp.optimizer_state(), out, state, format, tokenizer_dir, keep_last);
+  // A token new for every checkpoint of every attempt names the shared staging directory.
+  const std::string mine = dist.is_main() ? Hasher()
+                                                .add(std::to_string(::getpid()))
+                                                .add(std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()))
+                                                .hex()
+                                                .substr(0, 12)
+                                          : std::string();
+  const std::string token = dist.all_gather_strings(mine, "checkpoint token").front();
+  DataParallel::CheckpointPart part = dp.checkpoint_part();
+  CheckpointSnapshot s;
+  s.dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
+  s.config = model->config;
+  s.weight_dtype = model->options.param_dtype;
+  s.weights = std::move(part.weights);
+  s.trainer_state = std::move(part.optimizer);
+  s.trainer_state.emplace_back("rng.cpu", cpu_rng_state());
+  s.state = state.to_json(format);
+  s.tokenizer_dir = tokenizer_dir;
+  s.keep_last = keep_last;
+  ShardPart shard;
+  shard.rank = dist.rank();
+  shard.world = dist.world_size();
+  shard.token = token;
+  shard.wait = std::chrono::milliseconds(static_cast<int64_t>(timeout_minutes * 60000));
+  shard.strategy = shard_strategy_name(dp.strategy());
+  shard.tensors = std::move(part.layout);
+  s.shard = std::move(shard);
+  return s;
+}
+
+void export_final_on_ranks(CausalLM& model, DataParallel& dp, const Dist& dist, const std::filesystem::path& out,
+                           int64_t step, const std::filesystem::path& tokenizer_dir, ChatFormat format) {
+  if (dist.world_size() == 1) {
+    export_final(model->config, dp.model_weights(model), out, tokenizer_dir, format);
+  } else if (dist.is_main()) {
+    ExportOptions options;
+    options.overwrite = true;
+    export_model(out / "checkpoints" / ("step_" + std::to_string(step)), out / "final", chat_format_name(format), options);
+  }
+  dist.barrier("final export");  // every rank returns once final/ is complete (a pipeline's next stage reads it)
 }
 
 bool checkpoint_due(const TrainConfig& train, int64_t step, std::chrono::steady_clock::time_point last, const Dist& dist) {

@@ -29,15 +29,15 @@ void prepare_run_on_ranks(const RunSection& run, bool resuming, const std::strin
                           const std::filesystem::path& recipe_path, const Dist& dist,
                           const std::vector<std::string>& extra = {});
 
-// --resume on every rank, before the model is handed to DataParallel: weights and RNG from the
-// checkpoint, and its AdamW state kept for restore_optimizer(); rank 0 also trims metrics.jsonl
-// past the checkpoint. A fresh run returns step 0.
+// --resume on every rank, before the model is handed to DataParallel: weights (this rank's rows
+// when they are sharded) and RNG from the checkpoint, of either layout and any world size; the
+// AdamW state follows through restore_optimizer(). Rank 0 also trims metrics.jsonl past the
+// checkpoint. A fresh run returns step 0.
 struct ResumedRun {
   TrainingState state;
-  std::map<std::string, torch::Tensor> trainer_state;  // empty for a fresh run
-  std::string file;                                    // trainer_state.safetensors, for errors
-  // This rank's AdamW state into `dp`, then the saved tensors freed.
-  void restore_optimizer(DataParallel& dp);
+  std::filesystem::path checkpoint;  // empty for a fresh run
+  // This rank's rows of the checkpoint's AdamW state into `dp`.
+  void restore_optimizer(DataParallel& dp) const;
 };
 ResumedRun resume_on_ranks(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model, const Dist& dist);
 
@@ -61,6 +61,20 @@ RankStep plan_rank_step(const std::vector<PackedRow>& step_rows, const Dist& dis
 using MicroBatch = std::function<void(const std::vector<PackedRow>& rows, size_t begin, size_t end, double weight)>;
 double run_micro_batches(const RankStep& plan, int64_t micro_batch_size, DataParallel& dp, double grad_clip,
                          const MicroBatch& micro);
+
+// What this rank writes for the checkpoint of state.step: one process writes the one-process
+// layout (a Hugging Face directory of the master weights plus trainer_state.safetensors); each
+// rank of several writes its part of a sharded checkpoint, which rank 0 publishes once every
+// rank's file is there (waiting at most `timeout_minutes`). A collective (the checkpoint's token).
+CheckpointSnapshot rank_checkpoint(CausalLM& model, DataParallel& dp, const Dist& dist, const std::filesystem::path& run_dir,
+                                   const TrainingState& state, ChatFormat format, const std::filesystem::path& tokenizer_dir,
+                                   int64_t keep_last, double timeout_minutes);
+
+// The run's final/ chat checkpoint: one process exports the model it holds; with several ranks,
+// rank 0 exports the run's last (sharded) checkpoint, step `step`, one tensor at a time, and
+// every rank returns once final/ is complete.
+void export_final_on_ranks(CausalLM& model, DataParallel& dp, const Dist& dist, const std::filesystem::path& run_dir,
+                           int64_t step, const std::filesystem::path& tokenizer_dir, ChatFormat format);
 
 // Whether a checkpoint is due after `step`: every checkpoint_every_steps, or checkpoint_every_minutes
 // since `last` by rank 0's clock (a collective then, so every rank agrees).

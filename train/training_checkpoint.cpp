@@ -6,6 +6,8 @@
 
 #include "model/checkpoint.h"
 #include "model/weight_file.h"
+#include "train/checkpoint_reader.h"
+#include "train/sharded_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -17,6 +19,19 @@ torch::Tensor host_copy(const torch::Tensor& t) {
   return t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous();
 }
 
+// A sharded checkpoint is complete only with every rank's file its layout lists.
+bool shard_files_present(const fs::path& dir) {
+  if (!fs::exists(dir / "shard_layout.json")) return true;
+  try {
+    auto layout = nlohmann::json::parse(read_text_file(dir / "shard_layout.json"));
+    for (const auto& f : layout.at("files"))
+      if (!fs::exists(dir / f.get<std::string>())) return false;
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
 // checkpoints/step_<N> directories that are complete (state.json present), oldest first.
 std::vector<fs::path> complete_checkpoints(const fs::path& root) {
   std::vector<std::pair<int64_t, fs::path>> found;
@@ -24,6 +39,7 @@ std::vector<fs::path> complete_checkpoints(const fs::path& root) {
   for (const auto& entry : fs::directory_iterator(root)) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_directory() || name.rfind("step_", 0) != 0 || !fs::exists(entry.path() / "state.json")) continue;
+    if (!shard_files_present(entry.path())) continue;
     try {
       found.emplace_back(std::stoll(name.substr(5)), entry.path());
     } catch (const std::exception&) {
@@ -64,10 +80,14 @@ CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& 
   s.weight_dtype = model->options.param_dtype;
   for (auto& [name, t] : weights) s.weights.emplace_back(name, host_copy(t));
   s.trainer_state = std::move(optimizer_state);
+  s.trainer_state.emplace_back("rng.cpu", cpu_rng_state());
+  return s;
+}
+
+torch::Tensor cpu_rng_state() {
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
-  s.trainer_state.emplace_back("rng.cpu", generator.get_state());
-  return s;
+  return generator.get_state();
 }
 
 CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer) {
@@ -77,6 +97,10 @@ CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW&
 }
 
 void write_training_checkpoint(const CheckpointSnapshot& s) {
+  if (s.shard) {
+    write_sharded_checkpoint(s);
+    return;
+  }
   const std::string where = s.dir.string();
   try {
     fs::create_directories(s.dir.parent_path());
@@ -95,27 +119,41 @@ void write_training_checkpoint(const CheckpointSnapshot& s) {
   } catch (const std::exception& e) {
     fail("checkpoint ", where, ": ", first_line(e));
   }
-  std::vector<fs::path> complete = complete_checkpoints(s.dir.parent_path());
-  for (size_t i = 0; i + static_cast<size_t>(s.keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
+  prune_checkpoints(s.dir.parent_path(), s.keep_last);
 }
 
-nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, std::map<std::string, torch::Tensor>& saved) {
-  for (const char* name : {"state.json", "trainer_state.safetensors"})
-    if (!fs::exists(dir / name)) fail(dir.string(), ": not a complete dsalign training checkpoint (no ", name, ")");
+void prune_checkpoints(const fs::path& root, int64_t keep_last) {
+  std::vector<fs::path> complete = complete_checkpoints(root);
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
+}
+
+nlohmann::json load_training_checkpoint(const CheckpointReader& reader, CausalLM& model, int64_t rank) {
+  const fs::path& dir = reader.dir();
+  if (!fs::exists(dir / "state.json")) fail(dir.string(), ": not a complete dsalign training checkpoint (no state.json)");
   nlohmann::json state;
   try {
     state = nlohmann::json::parse(read_text_file(dir / "state.json"));
   } catch (const nlohmann::json::exception& e) {
     fail((dir / "state.json").string(), ": ", first_line(e));
   }
-  load_weights(model, dir);
-  saved.clear();
-  for (auto& [name, t] : read_safetensors(dir / "trainer_state.safetensors")) saved[name] = t;
-  auto rng = saved.find("rng.cpu");
-  if (rng == saved.end()) fail((dir / "trainer_state.safetensors").string(), ": no tensor 'rng.cpu'");
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& param = item.value();
+    if (!reader.has(name)) fail(dir.string(), ": the checkpoint has no tensor '", name, "'");
+    if (reader.shape(name) != param.sizes().vec())
+      fail(dir.string(), ": tensor '", name, "' has shape ", shape_string(reader.shape(name)), ", the model's is ",
+           shape_string(param.sizes().vec()));
+    if (model->unit_runner) {  // sharded parameters: this rank's rows only
+      UnitRunner::LoadTarget target = model->unit_runner->load_target(name);
+      if (target.into.numel() > 0) target.into.copy_(reader.rows(name, target.begin, target.begin + target.into.size(0)));
+    } else {
+      param.copy_(reader.whole(name));
+    }
+  }
   at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the default's state
   std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(rng->second);
+  generator.set_state(reader.rng_state(rank));
   return state;
 }
 
@@ -150,12 +188,20 @@ void restore_adamw_state(const NamedTensors& named, const std::vector<std::pair<
 }
 
 nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, torch::optim::AdamW& optimizer) {
-  std::map<std::string, torch::Tensor> saved;
-  nlohmann::json state = load_training_checkpoint(dir, model, saved);
+  CheckpointReader reader(dir);
+  nlohmann::json state = load_training_checkpoint(reader, model, 0);
   NamedTensors named;
   for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-  restore_adamw_state(named, {}, optimizer, saved, (dir / "trainer_state.safetensors").string());
+  restore_adamw_state(named, {}, optimizer, whole_adamw_state(reader, named), dir.string());
   return state;
+}
+
+std::map<std::string, torch::Tensor> whole_adamw_state(const CheckpointReader& reader, const NamedTensors& named) {
+  std::map<std::string, torch::Tensor> saved;
+  for (const auto& [name, t] : named)
+    for (const char* key : {".exp_avg", ".exp_avg_sq", ".step"})
+      if (reader.has("optimizer." + name + key)) saved["optimizer." + name + key] = reader.whole("optimizer." + name + key);
+  return saved;
 }
 
 fs::path newest_training_checkpoint(const fs::path& run_dir) {

@@ -6,7 +6,9 @@
 #pragma once
 #include <exception>
 #include <filesystem>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
@@ -18,6 +20,17 @@ namespace dsalign {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+class CheckpointReader;
+
+// A multi-rank run's checkpoint: what this rank writes of it (train/sharded_checkpoint.h).
+struct ShardPart {
+  int64_t rank = 0, world = 1;
+  std::string token;                  // names the staging directory (same on every rank)
+  std::chrono::milliseconds wait{0};  // how long rank 0 waits for the others' files
+  std::string strategy;
+  nlohmann::json tensors;             // shard_layout.json's "tensors" (rank 0)
+};
+
 // A checkpoint held in host memory, ready to write.
 struct CheckpointSnapshot {
   std::filesystem::path dir;  // <run>/checkpoints/step_<N>
@@ -28,6 +41,9 @@ struct CheckpointSnapshot {
   nlohmann::json state;        // state.json
   std::filesystem::path tokenizer_dir;  // its tokenizer files are copied in
   int64_t keep_last = 2;                // newest complete checkpoints kept after this one lands
+  // Set in a multi-rank run: weights and trainer_state are this rank's rows, written as its part
+  // of a sharded checkpoint.
+  std::optional<ShardPart> shard;
 };
 
 // Copies weights, AdamW state and the CPU RNG state to host memory (the only part that stalls
@@ -38,9 +54,15 @@ CheckpointSnapshot snapshot_training_state(CausalLM& model, NamedTensors optimiz
 // The same with the weights given (checkpoint names; under zero3 gathered from the ranks).
 CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state);
 
+// The default CPU generator's state (what "rng.cpu" holds).
+torch::Tensor cpu_rng_state();
+
 // AdamW's state of each named tensor it has stepped, as host copies named
 // "optimizer.<name>.exp_avg", ".exp_avg_sq" and ".step".
 NamedTensors adamw_state_tensors(const NamedTensors& named, torch::optim::AdamW& optimizer);
+// The whole AdamW state of each named tensor that `reader`'s checkpoint holds, named as
+// adamw_state_tensors names it.
+std::map<std::string, torch::Tensor> whole_adamw_state(const CheckpointReader& reader, const NamedTensors& named);
 // Restores what adamw_state_tensors saved into `optimizer`'s state for each named tensor. With
 // `rows` (one [begin, end) per tensor), the tensor holds those rows of the saved one (a shard).
 void restore_adamw_state(const NamedTensors& named, const std::vector<std::pair<int64_t, int64_t>>& rows,
@@ -49,14 +71,17 @@ void restore_adamw_state(const NamedTensors& named, const std::vector<std::pair<
 
 // Writes, renames into place, then removes all but the newest keep_last complete checkpoints.
 // A failure (a full disk) leaves no directory at snapshot.dir and earlier checkpoints untouched.
+// With snapshot.shard, this rank's part of a sharded checkpoint (write_sharded_checkpoint).
 void write_training_checkpoint(const CheckpointSnapshot& snapshot);
+// Removes all but the newest keep_last complete checkpoints under `root`.
+void prune_checkpoints(const std::filesystem::path& root, int64_t keep_last);
 
 // Restores weights, AdamW state and the CPU RNG from `dir`; returns its state.json.
 nlohmann::json load_training_checkpoint(const std::filesystem::path& dir, CausalLM& model, torch::optim::AdamW& optimizer);
-// Restores weights and the CPU RNG; `trainer_state` receives trainer_state.safetensors (the AdamW
-// state for the caller to restore); returns state.json.
-nlohmann::json load_training_checkpoint(const std::filesystem::path& dir, CausalLM& model,
-                                        std::map<std::string, torch::Tensor>& trainer_state);
+// Restores the weights (every parameter, strictly by name and shape; only its rows when the
+// model's parameters are sharded) and the CPU RNG (`rank`'s, or rank 0's) from a checkpoint of
+// either layout; returns its state.json. The AdamW state is the caller's to restore.
+nlohmann::json load_training_checkpoint(const CheckpointReader& reader, CausalLM& model, int64_t rank);
 
 // The newest complete (state.json present) checkpoints/step_<N> of a run directory, or empty.
 std::filesystem::path newest_training_checkpoint(const std::filesystem::path& run_dir);
