@@ -6,9 +6,11 @@
 #   source .device/on-device.sh && scripts/gpu_check.sh
 # On any machine with a GPU and scripts/setup.sh done, plain `scripts/gpu_check.sh` works too.
 # It builds into build-gpu/ (its own compiler and torch), then:
-#   1. the CUDA tests: fused kernels against their references, the decoder with kernels, and one
-#      NCCL rank (dsalign launch --nproc-per-node 1) training like one process on cuda;
-#   2. dsalign_bench_step on the deepseek-coder-1.3b shape (DESIGN.md's reference point);
+#   1. the CUDA tests: fused kernels against their references, the decoder with kernels, one
+#      NCCL rank (dsalign launch --nproc-per-node 1) training like one process on cuda, and zero3's
+#      units (storage allocated and released on the GPU) training like none on cuda;
+#   2. dsalign_bench_step on the deepseek-coder-1.3b shape (DESIGN.md's reference point), and
+#      through DataParallel with zero3 against none;
 #   3. dsalign_bench_dpo, live and precomputed reference.
 # Every figure goes to stdout and to gpu_check_out/ (the device tool's $OUT when set).
 set -uo pipefail
@@ -38,6 +40,12 @@ step "training step, deepseek-coder-1.3b shape, seq 4096, micro-batch 2, fp32 ma
 for kernels in "" "--kernels"; do
   "$build/dsalign_bench_step" --model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda --param-dtype fp32 \
     --compute-dtype bf16 --adamw --steps 10 $kernels 2>&1 | tee -a "$out/bench_step.txt" || status=1
+done
+
+step "zero3 against none, same shape, one GPU (gathering and releasing each unit around its use)"
+for strategy in none zero3; do
+  "$build/dsalign_bench_step" --model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda --param-dtype fp32 \
+    --compute-dtype bf16 --strategy "$strategy" --steps 10 2>&1 | tee -a "$out/bench_strategy.txt" || status=1
 done
 
 step "DPO step, same shape, seq 2048, 2 pairs, live and precomputed reference"

@@ -1,11 +1,13 @@
 // The pieces of multi-process training that need no second process: the launcher's environment
 // (torchrun, Slurm), the recipe's dist section, the row dealing, the launcher itself on a shell
-// command (stderr prefixes, a failed rank stopping the others), and loading one rank's rows.
+// command (stderr prefixes, a failed rank stopping the others), loading one rank's rows, and
+// zero3's units in one process.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <map>
 
+#include "dist/data_parallel.h"
 #include "dist/dist_config.h"
 #include "dist/launch_env.h"
 #include "dist/launcher.h"
@@ -214,4 +216,77 @@ TEST(ShardedLoad, ARankReadsOnlyItsRows) {
   CausalLM full = load_model(tmp.path / "ckpt", DecoderOptions{});
   for (auto& [name, r] : rows->rows)
     EXPECT_TRUE(torch::equal(r.second, full->named_parameters()[name].narrow(0, r.first, r.second.size(0)))) << name;
+}
+
+namespace {
+
+struct Trained {
+  std::vector<double> losses, norms;
+  std::vector<std::pair<std::string, torch::Tensor>> weights;
+  int64_t gathered_after = 0;
+};
+
+// Three AdamW steps of the tiny model on fixed tokens through DataParallel, in one process.
+Trained train_three_steps(const torch::Device& device, ShardStrategy strategy, const ShardedUnitsOptions& units,
+                          bool checkpointing) {
+  DecoderOptions o;
+  o.device = device;
+  o.activation_checkpointing = checkpointing;
+  CausalLM model(*model_preset("tiny"), o);
+  model->init_weights(0);
+  TrainConfig train;
+  train.schedule.lr = 1e-3;
+  Dist one;
+  DataParallel dp(one, strategy, model, train, units);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const torch::Tensor ids = torch::randint(model->config.vocab_size, {2, 24}, gen, torch::kInt64).to(device);
+  Trained out;
+  for (int step = 0; step < 3; ++step) {
+    dp.begin_step();
+    auto [sum, count] = model->loss_sum({ids}, ids);
+    (sum / count.to(torch::kFloat32)).backward();
+    dp.after_micro_batch();
+    dp.finish_gradients();
+    out.norms.push_back(dp.clip_grad_norm(1.0));
+    dp.step(1e-3);
+    out.losses.push_back((sum / count.to(torch::kFloat32)).item<double>());
+    out.gathered_after = dp.last_step_traffic().gathered_after;
+  }
+  for (auto& [name, t] : dp.model_weights(model)) out.weights.emplace_back(name, t.cpu());
+  return out;
+}
+
+// zero3 in one process (every collective the identity) trains like none: gathering, releasing,
+// re-gathering for backward and reducing into the rows change no number, with or without
+// resharding, prefetch and activation checkpointing, and nothing stays gathered between steps.
+void expect_zero3_trains_like_none(const torch::Device& device) {
+  const Trained none = train_three_steps(device, ShardStrategy::none, {}, false);
+  struct Case {
+    ShardedUnitsOptions units;
+    bool checkpointing;
+  };
+  for (const Case& c : {Case{{true, true}, false}, Case{{false, true}, false}, Case{{true, false}, false}, Case{{true, true}, true}}) {
+    const std::string what = std::string("reshard ") + (c.units.reshard_after_forward ? "on" : "off") + ", prefetch " +
+                             (c.units.prefetch ? "on" : "off") + (c.checkpointing ? ", checkpointing" : "");
+    const Trained z = train_three_steps(device, ShardStrategy::zero3, c.units, c.checkpointing);
+    for (size_t s = 0; s < none.losses.size(); ++s) {
+      EXPECT_NEAR(z.losses[s], none.losses[s], 1e-6 * std::abs(none.losses[s])) << what << " step " << s;
+      EXPECT_NEAR(z.norms[s], none.norms[s], 1e-5 * std::abs(none.norms[s])) << what << " step " << s;
+    }
+    EXPECT_EQ(z.gathered_after, 0) << what;
+    ASSERT_EQ(z.weights.size(), none.weights.size());
+    for (size_t i = 0; i < none.weights.size(); ++i) {
+      EXPECT_EQ(z.weights[i].first, none.weights[i].first);
+      EXPECT_LE((z.weights[i].second - none.weights[i].second).abs().max().item<double>(), 1e-6) << what << " " << z.weights[i].first;
+    }
+  }
+}
+
+}  // namespace
+
+TEST(Zero3, OneProcessTrainsLikeNone) { expect_zero3_trains_like_none(torch::kCPU); }
+
+TEST(Zero3, OneProcessTrainsLikeNoneOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_zero3_trains_like_none(torch::Device(torch::kCUDA, 0));
 }
