@@ -268,14 +268,15 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
   fs::remove(f.tmp.path / "broken" / "checkpoints" / "step_6" / shard_file_name(1, 3));
   EXPECT_EQ(newest_training_checkpoint(f.tmp.path / "broken").filename(), "step_4");
 
-  // 1 -> 2 ranks (zero2), and a zero1 run on 3 ranks -> ddp on 2: resume each from step 2.
+  // Resume from step 2 across world sizes and strategies, and on the same ones: each ends equal.
   struct Resume {
     std::string from, to, overrides;
     int ranks = 2;
   };
   for (const Resume& c : {Resume{"one", "one_to_zero2", "dist.strategy=zero2"}, Resume{"zero1_3", "zero1_to_ddp", "dist.strategy=ddp"},
                           Resume{"one", "one_to_zero3", "dist.strategy=zero3", 3}, Resume{"zero3_3", "zero3_to_one", "", 1},
-                          Resume{"zero3_4", "zero3_to_ddp", "dist.strategy=ddp"}}) {
+                          Resume{"zero3_4", "zero3_to_ddp", "dist.strategy=ddp"},
+                          Resume{"zero3_3", "zero3_again", "dist.strategy=zero3", 3}}) {
     fs::copy(f.tmp.path / c.from, f.tmp.path / c.to, fs::copy_options::recursive);
     fs::remove_all(f.tmp.path / c.to / "final");
     const std::string resume = "--resume " + (f.tmp.path / c.to / "checkpoints" / "step_2").string();
