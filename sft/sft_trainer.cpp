@@ -18,6 +18,7 @@
 #include "train/device_memory.h"
 #include "train/run_setup.h"
 #include "train/step_engine.h"
+#include "train/trainer_run.h"
 #include "train/training_checkpoint.h"
 #include "train/metrics.h"
 #include "util/error.h"
@@ -110,6 +111,18 @@ RepetitionResult repetition_on_ranks(CausalLM& model, const Tokenizer& tokenizer
                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
+void log_repetition(MetricsLog& metrics, int64_t step, const RepetitionResult& result, const fs::path& report) {
+  metrics.write({{"step", step},
+                 {"repetition_ratio", result.ratio},
+                 {"repetition_repetitive", result.repetitive},
+                 {"repetition_terminated", result.terminated},
+                 {"repetition_prompts", result.prompts},
+                 {"repetition_report", report.string()}});
+  std::fprintf(stderr, "step %lld: repetition ratio %.4f (%lld of %lld responses repeat; %lld terminated) -> %s\n",
+               static_cast<long long>(step), result.ratio, static_cast<long long>(result.repetitive),
+               static_cast<long long>(result.prompts), static_cast<long long>(result.terminated), report.string().c_str());
+}
+
 // The data, tokenized once: rank 0 first (filling the token cache), then the others read it.
 SftData prepare_data_once(const SftRecipe& r, const RecipeFile& file, const Tokenizer& tokenizer, ChatFormat format,
                           const Dist& dist) {
@@ -158,177 +171,82 @@ StepSums forward_backward(CausalLM& model, DataParallel& dp, const Dist& dist, c
 
 SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string& resume, const Dist& dist) {
   // --- setup ---
+  TrainerRun run({r.run, r.train, r.dist, resolved_recipe_yaml(r, file), file.path, {"repetition"}, resume}, dist);
   const fs::path out = r.run.output_dir;
-  const ShardStrategy strategy = resolve_strategy(r.dist, dist.world_size());
-  prepare_run_on_ranks(r.run, !resume.empty(), resolved_recipe_yaml(r, file), file.path, dist, {"repetition"});
-
   const fs::path model_dir = resolve_model_dir(r.model.path, "model.path");
   Tokenizer tokenizer = Tokenizer::load(model_dir);
   ChatFormat format = resolve_chat_format(r.data.chat_template, tokenizer);
   SftData data = prepare_data_once(r, file, tokenizer, format, dist);
   const int32_t pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
-
-  DecoderOptions o = decoder_options(r.model, file.path);
-  if (o.device.is_cuda() && !dist.single()) o.device = torch::Device(torch::kCUDA, static_cast<int8_t>(dist.local_rank()));
-  torch::manual_seed(static_cast<uint64_t>(r.run.seed));
-  // Under zero3 each rank reads only its rows of every tensor.
-  CausalLM model = strategy == ShardStrategy::zero3 ? load_sharded_model(dist, model_dir, o, sharded_units_options(r.dist))
-                                                    : load_model(model_dir, o);
-  if (tokenizer.vocab_size() > model->config.vocab_size)
-    fail(model_dir.string(), ": the tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocab_size is ",
-         model->config.vocab_size);
-  // Weights and RNG of a resumed run go into the whole model, before DataParallel shards it.
-  ResumedRun resumed = resume_on_ranks(out, resume, model, dist);
-  DataParallel dp(dist, strategy, model, r.train, sharded_units_options(r.dist));
-  resumed.restore_optimizer(dp);
-  if (dist.is_main() && !dist.single())
-    std::fprintf(stderr, "dist: %lld ranks (%s), strategy %s\n", static_cast<long long>(dist.world_size()),
-                 dist.backend_name().c_str(), shard_strategy_name(strategy));
+  run.load_model(model_dir, decoder_options(r.model, file.path), tokenizer.vocab_size(), format);
+  CausalLM& model = run.model();
+  const DecoderOptions& o = run.options();
 
   // The whole run's step count, for the schedule and the ETA.
   int64_t total_steps = 0;
   for (int64_t e = 0; e < r.data.epochs; ++e)
     total_steps += static_cast<int64_t>(plan_steps(epoch_rows(data, r.data, e, pad_id), r.train).size());
   if (r.train.max_steps > 0) total_steps = std::min(total_steps, r.train.max_steps);
+  run.set_total_steps(total_steps);
   const double flops_per_token = training_flops_per_token(model->config, r.data.max_seq_len);
-  const bool tty = ::isatty(STDERR_FILENO) && dist.is_main();
 
   std::vector<EvalPrompt> repetition_prompts;
   if (r.repetition) repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
-
-  TrainingState state = resumed.state;
-  // Rank 0 writes metrics, checkpoints and the progress line; every rank takes part in collectives.
-  std::optional<MetricsLog> metrics = open_metrics(out, !resume.empty(), dist);
   SftOutcome outcome;
-  int64_t& step = state.step;
-  int64_t& tokens_seen = state.tokens_seen;
-  int64_t& skipped_steps = state.skipped_steps;
-  auto run_start = std::chrono::steady_clock::now();
-  auto last_checkpoint = run_start;
-  const int64_t first_step = step;
-  CheckpointWriter writer(r.train.async_checkpoint);
-  int64_t last_checkpoint_step = state.step;
-  auto checkpoint = [&] {
-    // Every rank writes its part (in the background); rank 0 publishes.
-    writer.submit(rank_checkpoint(model, dp, dist, out, state, format, model_dir, r.train.keep_last, r.dist.timeout_minutes));
-    last_checkpoint = std::chrono::steady_clock::now();
-    last_checkpoint_step = step;
-  };
   // The repetition ratio of the model as it stands, into metrics.jsonl and repetition/step_<N>.jsonl.
   int64_t last_repetition_step = -1;
   auto measure = [&] {
+    const int64_t step = run.step();
     fs::path report = out / "repetition" / ("step_" + std::to_string(step) + ".jsonl");
     RepetitionResult result = repetition_on_ranks(model, tokenizer, format, repetition_prompts, *r.repetition, report,
                                                   "step " + std::to_string(step), dist);
     last_repetition_step = step;
     outcome.repetition_ratio = result.ratio;
-    if (!dist.is_main()) return;
-    metrics->write({{"step", step},
-                   {"repetition_ratio", result.ratio},
-                   {"repetition_repetitive", result.repetitive},
-                   {"repetition_terminated", result.terminated},
-                   {"repetition_prompts", result.prompts},
-                   {"repetition_report", report.string()}});
-    std::fprintf(stderr, "step %lld: repetition ratio %.4f (%lld of %lld responses repeat; %lld terminated) -> %s\n",
-                 static_cast<long long>(step), result.ratio, static_cast<long long>(result.repetitive),
-                 static_cast<long long>(result.prompts), static_cast<long long>(result.terminated), report.string().c_str());
+    if (dist.is_main()) log_repetition(*run.metrics(), step, result, report);
   };
-  if (r.repetition && r.repetition->at_start && step == 0) measure();
+  if (r.repetition && r.repetition->at_start && run.step() == 0) measure();
 
   // --- train ---
-  for (int64_t epoch = state.epoch; epoch < r.data.epochs && step < total_steps; ++epoch) {
+  const TrainingState start = run.state();
+  for (int64_t epoch = start.epoch; epoch < r.data.epochs && run.step() < total_steps; ++epoch) {
     std::vector<PackedRow> rows = epoch_rows(data, r.data, epoch, pad_id);
     auto steps = plan_steps(rows, r.train);
-    size_t first = epoch == state.epoch ? static_cast<size_t>(state.step_in_epoch) : 0;
-    for (size_t s = first; s < steps.size() && step < total_steps; ++s) {
-      auto step_start = std::chrono::steady_clock::now();
+    for (size_t s = epoch == start.epoch ? static_cast<size_t>(start.step_in_epoch) : 0;
+         s < steps.size() && run.step() < total_steps; ++s) {
+      TrainerRun::StepResult step;
+      step.start = std::chrono::steady_clock::now();
       auto [begin, end] = steps[s];
       const std::vector<PackedRow> step_rows(rows.begin() + static_cast<std::ptrdiff_t>(begin),
                                              rows.begin() + static_cast<std::ptrdiff_t>(end));
-      const StepSums sums = forward_backward(model, dp, dist, step_rows, r.train, o.device, pad_id);
-      const double loss = sums.loss, grad_norm = sums.grad_norm;
-      const int64_t step_tokens = sums.tokens;
-      ++step;
-      if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-        if (r.train.on_nonfinite == TrainConfig::OnNonFinite::stop)
-          fail("step ", step, ": non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
-               " (stopping; set train.on_nonfinite=skip to skip such steps)");
-        dp.zero_grad();
-        ++skipped_steps;
-        if (metrics) metrics->write({{"step", step}, {"skipped", std::isfinite(loss) ? "non-finite gradient norm" : "non-finite loss"},
-                       {"skipped_steps", skipped_steps}});
-        state.epoch = epoch;
-        state.step_in_epoch = static_cast<int64_t>(s) + 1;
-        continue;
-      }
-      const double lr = learning_rate(r.train.schedule, step, total_steps);
-      dp.step(lr);
-      tokens_seen += step_tokens;
-      outcome.last_loss = loss;
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
-      double tokens_per_s = static_cast<double>(step_tokens) / seconds;
-      // Every rank takes the same branch: the peak-memory gather is a collective, only on logged steps.
-      const bool logging = step % r.train.log_every == 0 || step == total_steps;
-      const std::vector<double> peaks =
-          logging ? dist.all_gather_values(static_cast<double>(peak_memory_bytes(o.device)), "peak memory")
-                  : std::vector<double>{};
-      const double val_loss =
-          r.train.val_every > 0 && step % r.train.val_every == 0 ? validation_loss(model, data, r, pad_id, dist) : -1;
-      if (dist.is_main() && logging) {
-        const double peak = *std::max_element(peaks.begin(), peaks.end());
-        nlohmann::json record = {{"step", step},
-                                 {"epoch", static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(steps.size())},
-                                 {"loss", loss},
-                                 {"lr", lr},
-                                 {"grad_norm", grad_norm},
-                                 {"tokens_per_s", tokens_per_s},
-                                 {"mfu", nullptr},
-                                 {"peak_memory_bytes", static_cast<int64_t>(peak)},
-                                 {"tokens_seen", tokens_seen}};
-        if (!dist.single()) {
-          record["world_size"] = dist.world_size();
-          record["peak_memory_bytes_per_rank"] = std::vector<int64_t>(peaks.begin(), peaks.end());
-          record["reduced_bytes"] = dp.last_step_traffic().reduced;
-          record["gathered_bytes"] = dp.last_step_traffic().gathered;
-          if (dp.strategy() == ShardStrategy::zero3) {
-            record["gathered_peak_bytes"] = dp.last_step_traffic().gathered_peak;
-            record["gathered_after_step_bytes"] = dp.last_step_traffic().gathered_after;
-          }
-          const DataParallel::Held held = dp.held_bytes();
-          record["held_weight_bytes"] = held.weights;
-          record["held_gradient_bytes"] = held.gradients;
-          record["held_optimizer_bytes"] = held.optimizer;
-        }
-        if (o.device.is_cuda() && o.compute_dtype == torch::kBFloat16) record["mfu"] = flops_per_token * tokens_per_s / 989e12;
-        if (skipped_steps) record["skipped_steps"] = skipped_steps;
+      const StepSums sums = forward_backward(model, run.dp(), dist, step_rows, r.train, o.device, pad_id);
+      step.loss = sums.loss, step.grad_norm = sums.grad_norm, step.tokens = sums.tokens;
+      step.epoch = epoch, step.next_step_in_epoch = static_cast<int64_t>(s) + 1;
+      step.epoch_progress = static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(steps.size());
+      char what[64];
+      std::snprintf(what, sizeof what, "loss %.4f", sums.loss);
+      const bool taken = run.finish_step(step, [&](nlohmann::json& record) {
+        if (record.contains("tokens_per_s"))  // a logged step: MFU on an H100/H200 in bf16
+          record["mfu"] = o.device.is_cuda() && o.compute_dtype == torch::kBFloat16
+                              ? nlohmann::json(flops_per_token * record["tokens_per_s"].get<double>() / 989e12)
+                              : nlohmann::json(nullptr);
+        const double val_loss = r.train.val_every > 0 && run.step() % r.train.val_every == 0
+                                    ? validation_loss(model, data, r, pad_id, dist) : -1;
         if (val_loss >= 0) record["val_loss"] = val_loss;
-        metrics->write(record);
-        char what[64];
-        std::snprintf(what, sizeof what, "loss %.4f", loss);
-        print_step_progress(dist, step, total_steps, what, lr, grad_norm, tokens_per_s,
-                            std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count(),
-                            step - first_step);
-      }
-      state.epoch = epoch;
-      state.step_in_epoch = static_cast<int64_t>(s) + 1;
-      if (checkpoint_due(r.train, step, last_checkpoint, dist)) checkpoint();
-      if (r.repetition && r.repetition->every_steps > 0 && step % r.repetition->every_steps == 0 && step < total_steps) {
-        if (tty) std::fprintf(stderr, "\n");
+      }, what);
+      if (taken) outcome.last_loss = sums.loss;
+      if (r.repetition && r.repetition->every_steps > 0 && run.step() % r.repetition->every_steps == 0 &&
+          run.step() < total_steps) {
+        if (::isatty(STDERR_FILENO) && dist.is_main()) std::fprintf(stderr, "\n");
         measure();
       }
     }
   }
-  if (tty && dist.is_main()) std::fprintf(stderr, "\n");
-  outcome.steps = step;
-  // The last step's checkpoint goes out while validation and the repetition monitor run.
-  const bool last_missing = last_checkpoint_step != step || newest_training_checkpoint(out).empty();
-  if (dist.all_reduce_max(dist.is_main() && last_missing ? 1 : 0, "last checkpoint") > 0) checkpoint();
+  outcome.steps = run.step();
+  run.checkpoint_last();  // written while validation and the repetition monitor run
   outcome.validation_loss = validation_loss(model, data, r, pad_id, dist);
-  if (outcome.validation_loss >= 0 && metrics) metrics->write({{"step", step}, {"val_loss", outcome.validation_loss}});
-  if (r.repetition && r.repetition->at_end && last_repetition_step != step) measure();
-  writer.wait();
-  export_final_on_ranks(model, dp, dist, out, step, model_dir, format);
-  outcome.final_dir = out / "final";
+  if (outcome.validation_loss >= 0 && run.metrics()) run.metrics()->write({{"step", run.step()}, {"val_loss", outcome.validation_loss}});
+  if (r.repetition && r.repetition->at_end && last_repetition_step != run.step()) measure();
+  outcome.final_dir = run.finish();
   return outcome;
 }
 
