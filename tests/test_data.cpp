@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "data/preference_data.h"
 #include "data/sft_data.h"
+#include "data/varlen.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "test_util.h"
@@ -271,4 +273,44 @@ TEST(PreferenceData, PairsCountProblemsAndPackTogether) {
   for (const auto& r : rows) real += r.real_tokens;
   EXPECT_EQ(real, tokens);
   EXPECT_EQ(rows.size(), 2u);  // a pair of ~40 tokens does not fit twice in 64
+}
+
+// The varlen layout of packed and padded rows: every real token once, in row order; each
+// cu_seqlens segment is exactly one document of one row (what the dense document mask allows);
+// padding dropped; the longest document as max_seqlen.
+TEST(Varlen, LayoutFollowsDocumentsAndDropsPadding) {
+  std::vector<TokenizedExample> examples;
+  for (int n : {5, 3, 7, 2, 6}) examples.push_back({std::vector<int32_t>(static_cast<size_t>(n), 9), std::vector<uint8_t>(static_cast<size_t>(n), 1)});
+  std::vector<const TokenizedExample*> pointers;
+  for (const auto& e : examples) pointers.push_back(&e);
+  for (bool pad : {false, true}) {
+    const std::vector<PackedRow> rows = pack_examples(pointers, 10, pad, 0);
+    ASSERT_GE(rows.size(), 2u);
+    const VarlenLayout layout = varlen_layout(rows, 0, rows.size());
+    size_t width = 0;
+    int64_t real = 0;
+    for (const auto& row : rows) width = std::max(width, row.ids.size()), real += row.real_tokens;
+    EXPECT_EQ(layout.tokens(), real) << "pad " << pad;
+    EXPECT_EQ(layout.cu_seqlens.front(), 0);
+    EXPECT_EQ(layout.cu_seqlens.back(), real);
+    EXPECT_EQ(layout.cu_seqlens.size(), examples.size() + 1) << "one sequence per document";
+    EXPECT_EQ(layout.max_seqlen, 7);
+    for (size_t s = 0; s + 1 < layout.cu_seqlens.size(); ++s) {
+      std::set<std::pair<size_t, int64_t>> owners;  // (row, document) of the segment's tokens
+      for (int32_t k = layout.cu_seqlens[s]; k < layout.cu_seqlens[s + 1]; ++k) {
+        const auto flat = static_cast<size_t>(layout.token_index[static_cast<size_t>(k)]);
+        const size_t r = flat / width, t = flat % width;
+        ASSERT_LT(t, rows[r].document_ids.size());
+        EXPECT_GE(rows[r].document_ids[t], 0) << "padding in the stream";
+        owners.insert({r, rows[r].document_ids[t]});
+        if (k > layout.cu_seqlens[s]) EXPECT_EQ(flat, static_cast<size_t>(layout.token_index[static_cast<size_t>(k - 1)]) + 1);
+      }
+      EXPECT_EQ(owners.size(), 1u) << "segment " << s << " spans documents";
+    }
+  }
+  // A document that resumes after another is not a contiguous sequence.
+  PackedRow broken;
+  broken.ids = {1, 2, 3};
+  broken.document_ids = {0, 1, 0};
+  EXPECT_NE(error_of([&] { varlen_layout({broken}, 0, 1); }).find("returns to document 0 at token 2"), std::string::npos);
 }
