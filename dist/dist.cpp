@@ -180,6 +180,22 @@ std::vector<std::string> Dist::all_gather_strings(const std::string& mine, const
   return out;
 }
 
+void Dist::all_succeed(const std::function<void()>& work, const char* what) const {
+  std::string error;
+  std::exception_ptr mine;
+  try {
+    work();
+  } catch (const std::exception& e) {
+    error = first_line(e);
+    if (error.empty()) error = "failed";
+    mine = std::current_exception();
+  }
+  const std::vector<std::string> errors = all_gather_strings(error, what);
+  if (mine) std::rethrow_exception(mine);
+  for (int64_t r = 0; r < world_; ++r)
+    if (!errors[static_cast<size_t>(r)].empty()) fail(what, ": rank ", r, " failed: ", errors[static_cast<size_t>(r)]);
+}
+
 void Dist::barrier(const char* what) const {
   if (single()) return;
   std::vector<torch::Tensor> one = {torch::zeros({1}, torch::TensorOptions().device(device_))};

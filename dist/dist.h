@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ class Dist {
   // Every rank's bytes, in rank order (on every rank).
   std::vector<std::string> all_gather_strings(const std::string& mine, const char* what) const;
   void barrier(const char* what) const;
+  // Runs `work` on this rank, then all ranks learn whether it threw anywhere: every rank returns
+  // or every rank throws (the failing rank its own error, the others one naming that rank), so
+  // no rank waits out the timeout in a later collective. Also a barrier.
+  void all_succeed(const std::function<void()>& work, const char* what) const;
   // Error unless every rank passes the same value (a recipe hash: ranks that disagree stop together).
   void check_same(uint64_t value, const std::string& what) const;
 

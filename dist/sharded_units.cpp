@@ -39,6 +39,8 @@ struct UnitBackward : torch::autograd::Node {
         output_(std::move(output)) {}
 
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    // The saved tensors are dropped below (they hold the unit's graph and activations).
+    TORCH_CHECK(input_.defined() || output_.defined(), "zero3 units support one backward per forward");
     ShardedUnits& units = *units_;
     units.gather(unit_);
     if (unit_ > 0) units.prefetch(unit_ - 1);
@@ -50,15 +52,20 @@ struct UnitBackward : torch::autograd::Node {
       y = recompute_(x);
     }
     const std::vector<size_t>& params = units.unit_parameters(unit_);
-    std::vector<torch::Tensor> wrt;
-    for (size_t i : params) wrt.push_back(units.full_parameters()[i]);
+    std::vector<torch::Tensor> wrt;  // the trainable parameters, then the input if it needs a gradient
+    for (size_t i : params)
+      if (units.full_parameters()[i].requires_grad()) wrt.push_back(units.full_parameters()[i]);
+    const size_t trainable = wrt.size();
     const bool input_grad = x.requires_grad();
     if (input_grad) wrt.push_back(x);
     torch::Tensor g = grads[0].defined() ? grads[0] : torch::zeros_like(y);
     torch::autograd::variable_list out =
         torch::autograd::grad({y}, wrt, {g}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
     units.release(unit_);
-    units.reduce_gradients(unit_, std::vector<torch::Tensor>(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(params.size())));
+    std::vector<torch::Tensor> param_grads(params.size());  // undefined for frozen parameters
+    for (size_t k = 0, next = 0; k < params.size() && next < trainable; ++k)
+      if (units.full_parameters()[params[k]].requires_grad()) param_grads[k] = out[next++];
+    units.reduce_gradients(unit_, param_grads);
     recompute_ = nullptr;
     input_ = output_ = torch::Tensor();
     return {input_grad ? out.back() : torch::Tensor()};

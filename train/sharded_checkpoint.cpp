@@ -82,14 +82,14 @@ void write_sharded_checkpoint(const CheckpointSnapshot& s) {
     fail("checkpoint ", s.dir.string(), ": ", first_line(e));
   }
   prune_checkpoints(root, s.keep_last);
-  // Staging directories of this or earlier steps (other attempts): never to be complete. A later
-  // step's may be in the making by ranks that are ahead.
+  // Staging directories of earlier steps (killed attempts): never to be complete. One of this
+  // step or a later one may be in the making by ranks that are ahead.
   const int64_t step = s.state.value("step", int64_t{0});
   for (const auto& entry : fs::directory_iterator(root)) {
     const std::string name = entry.path().filename().string();
     if (!name.starts_with(".step_") || !name.ends_with(".partial")) continue;
     try {
-      if (std::stoll(name.substr(6)) > step) continue;
+      if (std::stoll(name.substr(6)) >= step) continue;
     } catch (const std::exception&) {
       continue;
     }

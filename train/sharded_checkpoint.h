@@ -27,7 +27,7 @@ std::string shard_file_name(int64_t rank, int64_t world);  // "rank_00001-of-000
 
 // Writes snapshot.shard's part: snapshot.weights and snapshot.trainer_state hold this rank's rows.
 // Rank 0 also publishes the directory and removes all but the newest keep_last complete
-// checkpoints (and staging directories of other attempts).
+// checkpoints (and staging directories of earlier steps).
 void write_sharded_checkpoint(const CheckpointSnapshot& snapshot);
 
 }  // namespace dsalign

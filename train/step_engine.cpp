@@ -106,12 +106,19 @@ void export_final_on_ranks(CausalLM& model, DataParallel& dp, const Dist& dist, 
                            int64_t step, const std::filesystem::path& tokenizer_dir, ChatFormat format) {
   if (dist.world_size() == 1) {
     export_final(model->config, dp.model_weights(model), out, tokenizer_dir, format);
-  } else if (dist.is_main()) {
-    ExportOptions options;
-    options.overwrite = true;
-    export_model(out / "checkpoints" / ("step_" + std::to_string(step)), out / "final", chat_format_name(format), options);
+    return;
   }
-  dist.barrier("final export");  // every rank returns once final/ is complete (a pipeline's next stage reads it)
+  // Every rank returns once final/ is complete (a pipeline's next stage reads it), or every rank
+  // fails with rank 0's error.
+  dist.all_succeed(
+      [&] {
+        if (!dist.is_main()) return;
+        ExportOptions options;
+        options.overwrite = true;
+        export_model(out / "checkpoints" / ("step_" + std::to_string(step)), out / "final", chat_format_name(format),
+                     options);
+      },
+      "final export");
 }
 
 bool checkpoint_due(const TrainConfig& train, int64_t step, std::chrono::steady_clock::time_point last, const Dist& dist) {

@@ -129,12 +129,15 @@ bool TrainerRun::finish_step(const StepResult& r, const std::function<void(nlohm
 
 void TrainerRun::checkpoint_last() {
   if (dist_.is_main() && ::isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
+  // The background write of this very step may still be publishing on rank 0: wait for it on
+  // every rank before asking whether the step is on disk, or it would be written twice.
+  dist_.all_succeed([&] { writer_->wait(); }, "checkpoint");
   const bool missing = last_checkpoint_step_ != state_.step || newest_training_checkpoint(out_).empty();
   if (dist_.all_reduce_max(dist_.is_main() && missing ? 1 : 0, "last checkpoint") > 0) checkpoint();
 }
 
 fs::path TrainerRun::finish() {
-  writer_->wait();
+  dist_.all_succeed([&] { writer_->wait(); }, "checkpoint");
   export_final_on_ranks(*model_, *dp_, dist_, out_, state_.step, model_dir_, format_);
   return out_ / "final";
 }
