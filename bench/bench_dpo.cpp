@@ -14,6 +14,7 @@
 #include "dpo/dpo_step.h"
 #include "model/checkpoint.h"
 #include "train/device_memory.h"
+#include "train/run_setup.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -76,23 +77,36 @@ int run(int argc, char** argv) {
   const ReferenceSource source{reference ? &*reference : nullptr, reference ? nullptr : &table};
   CausalLM model(config, o);
   model->init_weights(0);
-  torch::optim::AdamW adamw(model->parameters(), torch::optim::AdamWOptions(5e-6).betas({0.9, 0.95}));
+  TrainConfig train;
+  train.beta2 = 0.95;
+  NamedTensors named;
+  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  std::unique_ptr<AdamW> adamw = make_adamw(named, train, o.kernels.adamw == ops::Backend::kernels);
   DpoLossConfig loss;
   const double chosen_tokens = chosen_loss_tokens(all.pairs);
 
   auto step = [&] {
-    PairBatch batch = collate_pairs(rows, 0, rows.size(), all.ids, o.device, 0);
+    PairBatch batch = collate_pairs(rows, 0, rows.size(), all.ids, o.device, 0, model->uses_varlen_attention());
     PairLogps logps = score_pairs(model, batch, source);
     DpoTerms terms = dpo_terms(loss, logps);
     micro_batch_loss(loss, terms, logps, pairs, chosen_tokens).backward();
-    adamw.step();
-    adamw.zero_grad();
+    adamw->step(5e-6);
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   };
   const double seconds = bench::time_steps(step, flags.warmup, flags.steps, o.device);
   double tokens_per_s = static_cast<double>(flags.steps * pairs * 2 * seq_len) / seconds;
   std::printf("model %s seq %lld pairs %lld device %s params %s compute %s reference %s%s\n", flags.model.c_str(),
               static_cast<long long>(seq_len), static_cast<long long>(pairs), flags.device.c_str(), flags.param_dtype.c_str(),
               flags.compute_dtype.c_str(), reference_mode.c_str(), flags.checkpointing ? " +checkpointing" : "");
+  std::printf("kernels %s\n", describe(o.kernels).c_str());
+  bench::print_record({{"name", "dsalign dpo reference=" + reference_mode + " kernels=" + flags.kernels},
+                       {"bench", "dpo_step"},
+                       {"seq", seq_len},
+                       {"pairs", pairs},
+                       {"kernels", describe(o.kernels)},
+                       {"tokens_per_s", tokens_per_s},
+                       {"step_s", seconds / static_cast<double>(flags.steps)},
+                       {"peak_bytes", peak_memory_bytes(o.device)}});
   std::printf("policy tokens/s %.1f  step %.3f s  peak memory %s\n", tokens_per_s, seconds / static_cast<double>(flags.steps),
               human_bytes(peak_memory_bytes(o.device)).c_str());
   return 0;

@@ -16,6 +16,7 @@
 #include "model/checkpoint.h"
 #include "model/inspect.h"
 #include "train/device_memory.h"
+#include "train/run_setup.h"
 #include "bench/bench_util.h"
 #include "cli/args.h"
 #include "util/error.h"
@@ -49,15 +50,20 @@ int run(int argc, char** argv) {
 
   CausalLM model(config, o);
   model->init_weights(0);
-  std::unique_ptr<torch::optim::AdamW> adamw;
-  if (optimizer_step && strategy.empty())
-    adamw = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-5).betas({0.9, 0.95}).weight_decay(0.1));
+  TrainConfig train;
+  train.schedule.lr = 1e-5;
+  train.beta2 = 0.95;
+  train.weight_decay = 0.1;
+  std::unique_ptr<AdamW> adamw;
+  if (optimizer_step && strategy.empty()) {
+    NamedTensors named;
+    for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+    adamw = make_adamw(named, train, o.kernels.adamw == ops::Backend::kernels);
+  }
   std::unique_ptr<Dist> dist;
   std::unique_ptr<DataParallel> dp;
   if (!strategy.empty()) {
     dist = std::make_unique<Dist>(Dist::connect(launch_env_from_process(), o.device, std::chrono::minutes(10)));
-    TrainConfig train;
-    train.schedule.lr = 1e-5;
     dp = std::make_unique<DataParallel>(*dist, shard_strategy_from_name(strategy), model, train);
   }
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
@@ -74,7 +80,7 @@ int run(int argc, char** argv) {
       dp->step(1e-5);
       return;
     }
-    if (adamw) adamw->step();
+    if (adamw) adamw->step(1e-5);
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   };
   const double seconds = bench::time_steps(step, flags.warmup, flags.steps, o.device);
@@ -87,6 +93,15 @@ int run(int argc, char** argv) {
               static_cast<long long>(seq_len), static_cast<long long>(batch), flags.device.c_str(), flags.param_dtype.c_str(),
               flags.compute_dtype.c_str(), flags.checkpointing ? " +checkpointing" : "", adamw || dp ? " +adamw" : "",
               dp ? (" strategy " + strategy + " on " + std::to_string(dist->world_size()) + " rank(s)").c_str() : "");
+  std::printf("kernels %s\n", describe(o.kernels).c_str());
+  bench::print_record({{"name", "dsalign kernels=" + flags.kernels + (dp ? " strategy=" + strategy : "")},
+                       {"bench", "sft_step"},
+                       {"seq", seq_len},
+                       {"batch", batch},
+                       {"kernels", describe(o.kernels)},
+                       {"tokens_per_s", tokens_per_s},
+                       {"step_s", seconds / static_cast<double>(flags.steps)},
+                       {"peak_bytes", peak_memory_bytes(o.device)}});
   std::printf("tokens/s %.1f  step %.3f s  TFLOP/s %.2f  MFU %s  peak memory %s\n", tokens_per_s, seconds / flags.steps,
               flops / 1e12, peak_tflops > 0 ? std::to_string(flops / 1e12 / peak_tflops).substr(0, 5).c_str() : "n/a",
               human_bytes(peak_memory_bytes(o.device)).c_str());

@@ -2,13 +2,16 @@
 // with the peak-memory counter reset, and a main() that turns errors into one line.
 #pragma once
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "cli/args.h"
 #include "model/checkpoint.h"
+#include "model/kernel_choice.h"
 #include "train/device_memory.h"
 #include "util/error.h"
 
@@ -16,9 +19,9 @@ namespace dsalign::bench {
 
 // The model flags every step benchmark takes: shape, device, dtypes, checkpointing, step counts.
 struct ModelFlags {
-  std::string model, device, param_dtype, compute_dtype;
+  std::string model, device, param_dtype, compute_dtype, kernels;
   int64_t steps = 0, warmup = 0;
-  bool checkpointing = false, kernels = false;
+  bool checkpointing = false;
 
   void add_to(cli::po::options_description& options) {
     options.add_options()
@@ -29,7 +32,7 @@ struct ModelFlags {
         ("param-dtype", cli::po::value(&param_dtype)->default_value("fp32"), "weights (master) dtype")
         ("compute-dtype", cli::po::value(&compute_dtype)->default_value("fp32"), "compute dtype (bf16 = autocast)")
         ("activation-checkpointing", cli::po::bool_switch(&checkpointing), "recompute layers in backward")
-        ("kernels", cli::po::bool_switch(&kernels), "the fused CUDA kernels behind ops:: (model.kernels)");
+        ("kernels", cli::po::value(&kernels)->default_value("auto"), "auto, reference or fused (model.kernels)");
   }
   ModelConfig config() const { return model_preset(model) ? *model_preset(model) : load_model_config(model); }
   DecoderOptions options() const {
@@ -38,8 +41,8 @@ struct ModelFlags {
     o.param_dtype = parse_dtype(param_dtype);
     o.compute_dtype = parse_dtype(compute_dtype);
     o.activation_checkpointing = checkpointing;
-    o.backend = kernels ? ops::Backend::kernels : ops::Backend::reference;
     if (o.device.is_cuda() && !torch::cuda::is_available()) fail("--device cuda: no CUDA device");
+    o.kernels = choose_kernels(parse_kernel_mode(kernels), o.device);
     return o;
   }
 };
@@ -59,6 +62,9 @@ inline double time_steps(const std::function<void()>& step, int64_t warmup, int6
   synchronize(device);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// The run's figures as one JSON line (what scripts/gpu_check.sh collects into its report).
+inline void print_record(const nlohmann::json& record) { std::printf("%s\n", record.dump().c_str()); }
 
 inline int guarded_main(const char* name, const std::function<int()>& run) {
   try {

@@ -58,7 +58,7 @@ DataParallel::DataParallel(const Dist& dist, ShardStrategy strategy, CausalLM& m
   }
   NamedTensors named;
   for (size_t i = 0; i < owned_.size(); ++i) named.emplace_back(names_[i], owned_[i]);
-  adamw_ = make_adamw(named, train);
+  adamw_ = make_adamw(named, train, model->options.kernels.adamw == ops::Backend::kernels);
   if (sharded())
     for (size_t i = 0; i < owned_.size(); ++i) owned_[i].mutable_grad() = shard_grads_[i];
 }
@@ -148,7 +148,8 @@ double DataParallel::clip_grad_norm(double max_norm) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   if (sharded()) {
-    grads = shard_grads_;
+    for (const auto& g : shard_grads_)
+      if (g.defined()) grads.push_back(g);  // undefined: a frozen parameter under zero3
   } else {
     for (auto& p : params_)
       if (p.grad().defined()) grads.push_back(p.grad());
@@ -168,8 +169,7 @@ double DataParallel::clip_grad_norm(double max_norm) {
 }
 
 void DataParallel::step(double lr) {
-  set_learning_rate(*adamw_, lr);
-  adamw_->step();
+  adamw_->step(lr);
   if (replicated_rows()) all_gather_rows();
   last_traffic_ = traffic_;
   if (units_) {
@@ -183,7 +183,8 @@ void DataParallel::step(double lr) {
 
 void DataParallel::zero_grad() {
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
-  for (auto& g : shard_grads_) g.zero_();
+  for (auto& g : shard_grads_)
+    if (g.defined()) g.zero_();
 }
 
 NamedTensors DataParallel::optimizer_state() {
@@ -229,7 +230,7 @@ void DataParallel::load_optimizer_state(const CheckpointReader& checkpoint) {
     for (const char* key : {".exp_avg", ".exp_avg_sq"}) saved[prefix + key] = checkpoint.rows(prefix + key, begin, end);
     saved[prefix + ".step"] = checkpoint.whole(prefix + ".step");
   }
-  restore_adamw_state(named, {}, *adamw_, saved, checkpoint.dir().string());
+  restore_adamw_state(named, *adamw_, saved, checkpoint.dir().string());
 }
 
 DataParallel::CheckpointPart DataParallel::checkpoint_part() {
@@ -238,7 +239,6 @@ DataParallel::CheckpointPart DataParallel::checkpoint_part() {
   auto host = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, false, true).contiguous(); };
   CheckpointPart part;
   part.layout = nlohmann::json::object();
-  auto& states = adamw_->state();
   for (size_t i = 0; i < params_.size(); ++i) {
     const int64_t rows = params_[i].size(0);
     const RowShard mine = row_shard(rows, world, rank);
@@ -252,16 +252,15 @@ DataParallel::CheckpointPart DataParallel::checkpoint_part() {
     part.layout[names_[i]] = {{"shape", params_[i].sizes().vec()}, {"rows", ranges}};
     if (mine.rows() > 0)
       part.weights.emplace_back(names_[i], host(units_ ? owned_[i] : params_[i].narrow(0, mine.begin, mine.rows())));
-    auto it = states.find(owned_[i].unsafeGetTensorImpl());
-    if (it == states.end()) continue;  // no step taken yet
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    const AdamW::ParamState* st = adamw_->state(owned_[i]);
+    if (!st) continue;  // no step taken yet
     const std::string prefix = "optimizer." + names_[i];
     for (const char* key : {".exp_avg", ".exp_avg_sq"}) {
       part.layout[prefix + key] = {{"shape", params_[i].sizes().vec()}, {"rows", ranges}};
-      if (mine.rows() > 0) part.optimizer.emplace_back(prefix + key, my_rows(std::string(key) == ".exp_avg" ? st.exp_avg() : st.exp_avg_sq()));
+      if (mine.rows() > 0) part.optimizer.emplace_back(prefix + key, my_rows(std::string(key) == ".exp_avg" ? st->exp_avg : st->exp_avg_sq));
     }
     part.layout[prefix + ".step"] = {{"shape", {1}}, {"whole", true}};
-    part.optimizer.emplace_back(prefix + ".step", torch::tensor({st.step()}, torch::kInt64));
+    part.optimizer.emplace_back(prefix + ".step", torch::tensor({st->step}, torch::kInt64));
   }
   return part;
 }
@@ -281,7 +280,7 @@ DataParallel::Held DataParallel::held_bytes() const {
   for (size_t i = 0; i < params_.size(); ++i) {
     if (units_) {  // the rows, their summed gradient and their AdamW moments, all fp32
       h.weights += owned_[i].numel() * owned_[i].element_size();
-      h.gradients += shard_grads_[i].numel() * 4;
+      h.gradients += shard_grads_[i].defined() ? shard_grads_[i].numel() * 4 : 0;
       h.optimizer += 2 * owned_[i].numel() * 4;
       continue;
     }

@@ -101,7 +101,7 @@ class DataParallel {
   std::vector<torch::Tensor> owned_;    // what AdamW updates: params_ (none/ddp) or views of the owned rows
   std::vector<torch::Tensor> shard_grads_;  // zero1/2: the summed gradient of the owned rows
   std::vector<std::pair<size_t, size_t>> buckets_;  // [first, last) parameter indices per collective
-  std::unique_ptr<torch::optim::AdamW> adamw_;
+  std::unique_ptr<AdamW> adamw_;
   std::shared_ptr<ShardedUnits> units_;  // zero3
   Traffic traffic_, last_traffic_;
 };

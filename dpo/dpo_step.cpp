@@ -1,6 +1,7 @@
 #include "dpo/dpo_step.h"
 
 #include "dist/shard_plan.h"
+#include "train/device_sums.h"
 
 namespace dsalign {
 
@@ -25,21 +26,18 @@ PairLogps score_pairs(CausalLM& policy, const PairBatch& batch, const ReferenceS
   return out;
 }
 
-void DpoMetricSums::add(const DpoTerms& t) {
-  // One copy to the host per micro-batch, not one synchronisation per figure.
-  torch::Tensor sums = torch::stack({t.chosen_rewards.sum(), t.rejected_rewards.sum(),
-                                     (t.chosen_rewards > t.rejected_rewards).sum().to(torch::kFloat32),
-                                     (t.chosen_rewards - t.rejected_rewards).sum(), t.chosen_logps.sum(),
-                                     t.rejected_logps.sum()})
-                           .to(torch::kCPU, torch::kFloat64);
-  const double* v = sums.data_ptr<double>();
-  rewards_chosen += v[0];
-  rewards_rejected += v[1];
-  correct += v[2];
-  margin += v[3];
-  logps_chosen += v[4];
-  logps_rejected += v[5];
-  pairs += t.losses.size(0);
+torch::Tensor dpo_metric_figures(const DpoTerms& t, const torch::Tensor& loss) {
+  return torch::stack({loss.detach().to(torch::kFloat32).reshape({}), t.chosen_rewards.sum(), t.rejected_rewards.sum(),
+                       (t.chosen_rewards > t.rejected_rewards).sum().to(torch::kFloat32),
+                       (t.chosen_rewards - t.rejected_rewards).sum(), t.chosen_logps.sum(), t.rejected_logps.sum()})
+      .detach()
+      .to(torch::kFloat64);
+}
+
+DpoMetricSums DpoMetricSums::from_figures(const std::vector<double>& f, int64_t pairs) {
+  std::vector<double> v = f;
+  v.push_back(static_cast<double>(pairs));
+  return from_vector(v);
 }
 
 nlohmann::json DpoMetricSums::to_json(const std::string& prefix) const {
@@ -80,7 +78,8 @@ DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>&
   const double chosen_tokens = chosen_loss_tokens(all.pairs);
   std::vector<PackedRow> all_rows = pair_rows(all.pairs, max_seq_len, packing, pad_id), rows;
   for (size_t i : rank_rows(0, all_rows.size(), world_size, rank)) rows.push_back(all_rows[i]);
-  DpoMetricSums sums;
+  DeviceSums figures;
+  int64_t scored = 0;
   const auto per_batch = static_cast<size_t>(rows_per_batch);
   const int64_t batches = static_cast<int64_t>((rows.size() + per_batch - 1) / per_batch);
   // Under zero3 every rank takes the same number of turns: one out of rows scores the first row
@@ -88,15 +87,17 @@ DpoMetricSums evaluate_pairs(CausalLM& policy, const std::vector<TokenizedPair>&
   for (int64_t t = 0, turns = policy->turns_in_lockstep(batches); t < turns; ++t) {
     const size_t b = static_cast<size_t>(t) * per_batch;
     const bool real = t < batches;
-    PairBatch batch = real ? collate_pairs(rows, b, std::min(rows.size(), b + per_batch), ids, policy->options.device, pad_id)
-                           : collate_pairs(all_rows, 0, 1, ids, policy->options.device, pad_id);
+    const bool varlen = policy->uses_varlen_attention();
+    PairBatch batch = real ? collate_pairs(rows, b, std::min(rows.size(), b + per_batch), ids, policy->options.device,
+                                           pad_id, varlen)
+                           : collate_pairs(all_rows, 0, 1, ids, policy->options.device, pad_id, varlen);
     PairLogps logps = score_pairs(policy, batch, reference);
     if (!real) continue;
     DpoTerms terms = dpo_terms(loss, logps);
-    sums.loss += micro_batch_loss(loss, terms, logps, static_cast<int64_t>(pairs.size()), chosen_tokens).item<double>();
-    sums.add(terms);
+    figures.add(dpo_metric_figures(terms, micro_batch_loss(loss, terms, logps, static_cast<int64_t>(pairs.size()), chosen_tokens)));
+    scored += terms.losses.size(0);
   }
-  return sums;
+  return DpoMetricSums::from_figures(figures.read(7), scored);
 }
 
 }  // namespace dsalign

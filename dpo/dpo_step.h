@@ -31,12 +31,17 @@ struct DpoMetricSums {
   double loss = 0;  // the step's loss (already normalised by the step's pairs)
   double rewards_chosen = 0, rewards_rejected = 0, correct = 0, margin = 0, logps_chosen = 0, logps_rejected = 0;
   int64_t pairs = 0;
-  void add(const DpoTerms& terms);
+  // The figures dpo_metric_figures gave (summed over micro-batches) for `pairs` pairs.
+  static DpoMetricSums from_figures(const std::vector<double>& figures, int64_t pairs);
   // Every field as one list (to sum over ranks) and back.
   std::vector<double> to_vector() const;
   static DpoMetricSums from_vector(const std::vector<double>& v);
   nlohmann::json to_json(const std::string& prefix = "") const;
 };
+
+// One micro-batch's loss (as given, already normalised) and the sums over its pairs of the other
+// six figures, as a [7] tensor where the terms are (on a GPU: summed there, read once per step).
+torch::Tensor dpo_metric_figures(const DpoTerms& terms, const torch::Tensor& loss);
 
 // Response tokens that carry loss on the chosen side, summed over pairs (rpo's normaliser).
 double chosen_loss_tokens(const std::vector<const TokenizedPair*>& pairs);

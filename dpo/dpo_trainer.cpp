@@ -14,6 +14,7 @@
 #include "model/export.h"
 #include "model/inspect.h"
 #include "train/device_memory.h"
+#include "train/device_sums.h"
 #include "train/metrics.h"
 #include "train/run_setup.h"
 #include "train/step_engine.h"
@@ -164,22 +165,23 @@ TrainedStep train_step(CausalLM& model, DataParallel& dp, const StepPairs& sp, c
                                        r.train.micro_batch_size);
   const double chosen_tokens = chosen_loss_tokens(sp.pairs);
   const auto step_pairs = static_cast<int64_t>(sp.pairs.size());
-  DpoMetricSums local;
+  DeviceSums figures;  // on the device: read once, after the step's micro-batches
+  int64_t local_pairs = 0;
   double local_tokens = 0;
   const MicroBatch micro = [&](const std::vector<PackedRow>& rows, size_t b, size_t e, double weight) {
-    PairBatch batch = collate_pairs(rows, b, e, sp.ids, o.device, pad_id);
+    PairBatch batch = collate_pairs(rows, b, e, sp.ids, o.device, pad_id, model->uses_varlen_attention());
     PairLogps logps = score_pairs(model, batch, reference);
     DpoTerms terms = dpo_terms(r.loss, logps);
     torch::Tensor loss = micro_batch_loss(r.loss, terms, logps, step_pairs, chosen_tokens) * weight;
     loss.backward();
     if (weight == 0) return;  // a zero3 filler: it only kept the ranks' collectives in step
-    local.loss += loss.item<double>();
-    local.add(terms);
+    figures.add(dpo_metric_figures(terms, loss));
+    local_pairs += terms.losses.size(0);
     local_tokens += static_cast<double>(batch.batch.tokens);
   };
   TrainedStep out;
   out.grad_norm = run_micro_batches(plan, r.train.micro_batch_size, dp, r.train.grad_clip, micro);
-  std::vector<double> summed = local.to_vector();
+  std::vector<double> summed = DpoMetricSums::from_figures(figures.read(7), local_pairs).to_vector();
   summed.push_back(local_tokens);
   summed = dist.all_reduce_sum(summed, "step metrics");
   out.tokens = static_cast<int64_t>(summed.back());

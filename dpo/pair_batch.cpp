@@ -18,9 +18,9 @@ std::vector<PackedRow> pair_rows(const std::vector<const TokenizedPair*>& pairs,
 }
 
 PairBatch collate_pairs(const std::vector<PackedRow>& rows, size_t begin, size_t end, const std::vector<size_t>& ids,
-                        const torch::Device& device, int32_t pad_id) {
+                        const torch::Device& device, int32_t pad_id, bool varlen) {
   PairBatch out;
-  out.batch = collate(rows, begin, end, device, pad_id);
+  out.batch = collate(rows, begin, end, device, pad_id, varlen);
   // Pairs are numbered in the batch's row order; rows need not hold consecutive pairs (a rank's
   // rows of a step are every world_size-th row).
   std::vector<int64_t> sequence;
@@ -38,14 +38,14 @@ PairBatch collate_pairs(const std::vector<PackedRow>& rows, size_t begin, size_t
   }
   torch::Tensor seq = torch::tensor(sequence, torch::kInt64);
   torch::Tensor counts = torch::bincount(seq, {}, static_cast<int64_t>(2 * pairs)).to(torch::kFloat32).view({-1, 2});
-  out.sequence = seq.to(device);
-  out.chosen_tokens = counts.select(1, 0).contiguous().to(device);
-  out.rejected_tokens = counts.select(1, 1).contiguous().to(device);
+  out.sequence = host_to_device(seq, device);
+  out.chosen_tokens = host_to_device(counts.select(1, 0).contiguous(), device);
+  out.rejected_tokens = host_to_device(counts.select(1, 1).contiguous(), device);
   return out;
 }
 
 SequenceLogps sequence_log_probs(CausalLM& model, const PairBatch& b) {
-  torch::Tensor token = model->label_log_probs(b.batch.input, b.batch.labels);
+  torch::Tensor token = model->label_log_probs(b.batch.input, b.batch.labels, b.batch.target_rows);
   torch::Tensor sums = torch::zeros({2 * b.pairs()}, token.options()).index_add(0, b.sequence, token).view({-1, 2});
   return {sums.select(1, 0), sums.select(1, 1)};
 }

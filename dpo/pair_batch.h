@@ -35,7 +35,7 @@ struct PairBatch {
 
 // Rows [begin, end) of pair_rows(); ids[k] names the k-th pair of the list pair_rows() was given.
 PairBatch collate_pairs(const std::vector<PackedRow>& rows, size_t begin, size_t end, const std::vector<size_t>& ids,
-                        const torch::Device& device, int32_t pad_id);
+                        const torch::Device& device, int32_t pad_id, bool varlen = false);
 
 struct SequenceLogps {
   torch::Tensor chosen, rejected;  // [P] fp32: sum of log p over each response's tokens

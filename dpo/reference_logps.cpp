@@ -4,6 +4,7 @@
 
 #include "model/checkpoint.h"
 #include "model/weight_file.h"
+#include "train/run_setup.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/hash.h"
@@ -20,7 +21,7 @@ std::pair<torch::Tensor, torch::Tensor> ReferenceTable::lookup(const std::vector
     c.push_back(chosen.at(id));
     r.push_back(rejected.at(id));
   }
-  return {torch::tensor(c).to(device), torch::tensor(r).to(device)};
+  return {host_to_device(torch::tensor(c), device), host_to_device(torch::tensor(r), device)};
 }
 
 ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<TokenizedPair>& pairs, int64_t max_seq_len,
@@ -41,11 +42,13 @@ ReferenceTable compute_reference_table(CausalLM& reference, const std::vector<To
     if (t >= batches) {
       if (!filler) fail(label, ": no pair to keep this rank's forwards in step with the others");
       std::vector<PackedRow> one = pair_rows({filler}, max_seq_len, packing, pad_id);
-      sequence_log_probs(reference, collate_pairs(one, 0, 1, {0}, reference->options.device, pad_id));
+      sequence_log_probs(reference, collate_pairs(one, 0, 1, {0}, reference->options.device, pad_id,
+                                                  reference->uses_varlen_attention()));
       continue;
     }
     const size_t b = static_cast<size_t>(t) * per_batch;
-    PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + per_batch), ids, reference->options.device, pad_id);
+    PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + per_batch), ids, reference->options.device, pad_id,
+                                    reference->uses_varlen_attention());
     SequenceLogps logps = sequence_log_probs(reference, batch);
     torch::Tensor c = logps.chosen.cpu().contiguous(), r = logps.rejected.cpu().contiguous();
     for (size_t k = 0; k < batch.pair_ids.size(); ++k) {

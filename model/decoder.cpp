@@ -45,6 +45,21 @@ auto with_compute_dtype(const DecoderOptions& o, Fn&& fn) {
   return fn();
 }
 
+// The residual stream starts in the parameter dtype (autocast leaves embeddings alone), also
+// under zero3, whose gathered embedding is in the compute dtype: its rows are then rounded to
+// bf16 as FSDP2's param_dtype would round them, but the stream, RoPE and the norms stay fp32 as
+// under the other strategies.
+torch::Tensor embed_in_param_dtype(torch::nn::EmbeddingImpl* embed, const torch::Tensor& ids, const DecoderOptions& o) {
+  return embed->forward(ids).to(o.param_dtype);
+}
+
+// Varlen flash attention needs the fused choice, a GPU, 16-bit compute and a head size flash takes.
+bool varlen_attention_applies(const DecoderOptions& o, const ModelConfig& c) {
+  return o.kernels.attention == ops::Backend::kernels && o.device.is_cuda() &&
+         (o.compute_dtype == torch::kBFloat16 || o.compute_dtype == torch::kFloat16) && c.head_dim <= 256 &&
+         c.head_dim % 8 == 0;
+}
+
 using LayerFn = std::function<torch::Tensor(const torch::Tensor&)>;
 
 // Activation checkpointing: the autograd node that stands for one whole layer. Forward ran
@@ -129,15 +144,14 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const ParamFactory& make)
   o_proj = register_module("o_proj", Linear(n_head * head_dim, c.hidden_size, c.attention_bias, make));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, const ops::Kernels& kernels,
                                      KVCache* cache, size_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
   // [B, T, H * hd] -> [B, H, T, hd]
   torch::Tensor q = q_proj(x).view({B, T, n_head, head_dim}).transpose(1, 2);
   torch::Tensor k = k_proj(x).view({B, T, n_head_kv, head_dim}).transpose(1, 2);
   torch::Tensor v = v_proj(x).view({B, T, n_head_kv, head_dim}).transpose(1, 2);
-  q = ops::rope(q, context.rope.cos, context.rope.sin, backend);
-  k = ops::rope(k, context.rope.cos, context.rope.sin, backend);
+  std::tie(q, k) = ops::rope_qk(q, k, context.rope.cos, context.rope.sin, kernels.rope);
   if (cache) {
     const int64_t start = cache->length;
     torch::Tensor& keys = cache->keys[layer];
@@ -148,6 +162,20 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionCont
     v = values.narrow(2, 0, start + T);
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  if (context.varlen.defined() && !cache) {
+    // The real tokens as one flat stream ([B, H, T, hd] -> [total, H, hd]); each document attends
+    // only within itself; K/V keep their own (fewer) heads. Padding rows get zeros, which no
+    // label reads.
+    const torch::Tensor& index = context.varlen.token_index;
+    // One 16-bit dtype for all three (the reference RoPE with fp32 tables returns fp32 q and k).
+    auto flat = [&](const torch::Tensor& t) {
+      return t.transpose(1, 2).reshape({B * T, t.size(1), head_dim}).index_select(0, index).to(v.scalar_type());
+    };
+    torch::Tensor attended = ops::varlen_attention(flat(q), flat(k), flat(v), context.varlen.cu_seqlens,
+                                                   context.varlen.max_seqlen, scale);
+    torch::Tensor rows = torch::zeros({B * T, n_head, head_dim}, attended.options()).index_copy(0, index, attended);
+    return o_proj(rows.view({B, T, n_head * head_dim}));
+  }
   torch::Tensor out;
   if (context.mask.defined()) {
     // The memory-efficient kernels take a mask but not grouped heads: share K/V explicitly.
@@ -180,10 +208,10 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const ParamFactory& mak
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, make));
 }
 
-torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
-                                        KVCache* cache, size_t layer) {
-  torch::Tensor h = x + self_attn(input_layernorm(x, backend), context, backend, cache, layer);
-  return h + mlp(post_attention_layernorm(h, backend), backend);
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context,
+                                        const ops::Kernels& kernels, KVCache* cache, size_t layer) {
+  torch::Tensor h = x + self_attn(input_layernorm(x, kernels.rms_norm), context, kernels, cache, layer);
+  return h + mlp(post_attention_layernorm(h, kernels.rms_norm), kernels.swiglu);
 }
 
 DecoderTrunkImpl::DecoderTrunkImpl(const ModelConfig& c, const ParamFactory& make) {
@@ -222,11 +250,12 @@ torch::Tensor CausalLMImpl::trunk(const DecoderInput& input) {
   TORCH_CHECK(positions.sizes() == ids.sizes(), "position_ids ", positions.sizes(), " must match input_ids ", ids.sizes());
   const DecoderOptions o = options;
   auto embed = model->embed_tokens.ptr();
-  torch::Tensor h = run_unit(
-      embedding_unit(), [embed, o](const torch::Tensor& x) { return with_compute_dtype(o, [&] { return embed->forward(x); }); }, ids,
-      false);
-  AttentionContext context{rope_tables(config, positions, h.scalar_type()), torch::Tensor()};
-  if (input.document_ids.defined()) {
+  torch::Tensor h = run_unit(embedding_unit(), [embed, o](const torch::Tensor& x) { return embed_in_param_dtype(embed.get(), x, o); },
+                             ids, false);
+  AttentionContext context{rope_tables(config, positions, h.scalar_type()), torch::Tensor(), VarlenInput()};
+  if (input.varlen.defined() && varlen_attention_applies(options, config)) {
+    context.varlen = input.varlen;  // documents are the flat layout's sequences: no mask to build
+  } else if (input.document_ids.defined()) {
     TORCH_CHECK(input.document_ids.sizes() == ids.sizes(), "document_ids ", input.document_ids.sizes(),
                 " must match input_ids ", ids.sizes());
     context.mask = causal_document_mask(input.document_ids);
@@ -239,7 +268,7 @@ torch::Tensor CausalLMImpl::trunk(const DecoderInput& input) {
     h = run_unit(
         layer_unit(index++),
         [layer, context, o](const torch::Tensor& x) {
-          return with_compute_dtype(o, [&] { return layer->forward(x, context, o.backend); });
+          return with_compute_dtype(o, [&] { return layer->forward(x, context, o.kernels); });
         },
         h, recompute);
   }
@@ -251,7 +280,7 @@ torch::Tensor CausalLMImpl::head(const torch::Tensor& h, const HeadFn& fn) {
   return run_unit(
       head_unit(config.num_hidden_layers),
       [this, &fn](const torch::Tensor& x) {
-        return with_compute_dtype(options, [&] { return fn(model->norm(x, options.backend), lm_head_weight()); });
+        return with_compute_dtype(options, [&] { return fn(model->norm(x, options.kernels.rms_norm), lm_head_weight()); });
       },
       h, false);
 }
@@ -262,29 +291,50 @@ torch::Tensor CausalLMImpl::forward(const DecoderInput& input) {
   });
 }
 
-std::pair<torch::Tensor, torch::Tensor> CausalLMImpl::loss_sum(const DecoderInput& input, const torch::Tensor& labels) {
+namespace {
+
+// The positions ([B * (T - 1)] flat) whose next label carries loss: given, or found (a sync on GPU).
+torch::Tensor loss_positions(const torch::Tensor& targets, const torch::Tensor& given) {
+  return given.defined() ? given : (targets.reshape({-1}) != ops::kIgnoreIndex).nonzero().squeeze(1);
+}
+
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> CausalLMImpl::loss_sum(const DecoderInput& input, const torch::Tensor& labels,
+                                                               const torch::Tensor& target_rows) {
   TORCH_CHECK(labels.sizes() == input.input_ids.sizes(), "labels ", labels.sizes(), " must match input_ids ",
               input.input_ids.sizes());
   const int64_t T = labels.size(1);
   torch::Tensor targets = labels.narrow(1, 1, T - 1).reshape({-1});
+  torch::Tensor count = (targets != ops::kIgnoreIndex).sum();
   torch::Tensor sum = head(trunk(input), [&](const torch::Tensor& normed, const torch::Tensor& weight) {
-    torch::Tensor hidden = normed.narrow(1, 0, T - 1).reshape({-1, normed.size(2)});
-    return ops::linear_cross_entropy_sum(hidden, weight, targets, options.backend);
+    // In the compute dtype, as autocast would give the reference's matmul (the fused op casts nothing).
+    torch::Tensor hidden = normed.narrow(1, 0, T - 1).reshape({-1, normed.size(2)}).to(options.compute_dtype);
+    if (options.kernels.cross_entropy == ops::Backend::reference)
+      return ops::linear_cross_entropy_sum(hidden, weight, targets, ops::Backend::reference);
+    // Only the rows that carry loss reach the fused loss.
+    torch::Tensor rows = loss_positions(targets, target_rows);
+    return ops::linear_cross_entropy_sum(hidden.index_select(0, rows), weight, targets.index_select(0, rows),
+                                         ops::Backend::kernels);
   });
-  return {sum, (targets != ops::kIgnoreIndex).sum()};
+  return {sum, count};
 }
 
-torch::Tensor CausalLMImpl::label_log_probs(const DecoderInput& input, const torch::Tensor& labels) {
+torch::Tensor CausalLMImpl::label_log_probs(const DecoderInput& input, const torch::Tensor& labels,
+                                            const torch::Tensor& target_rows) {
   TORCH_CHECK(labels.sizes() == input.input_ids.sizes(), "labels ", labels.sizes(), " must match input_ids ",
               input.input_ids.sizes());
   const int64_t T = labels.size(1);
-  torch::Tensor targets = labels.narrow(1, 1, T - 1);
-  torch::Tensor keep = targets != ops::kIgnoreIndex;
+  torch::Tensor targets = labels.narrow(1, 1, T - 1).reshape({-1});
+  torch::Tensor rows = loss_positions(targets, target_rows);
   return head(trunk(input), [&](const torch::Tensor& normed, const torch::Tensor& weight) {
-    torch::Tensor hidden = normed.narrow(1, 0, T - 1).index({keep}).to(options.compute_dtype);
-    return ops::linear_log_probs(hidden, weight, targets.index({keep}), options.backend);
+    torch::Tensor hidden = normed.narrow(1, 0, T - 1).reshape({-1, normed.size(2)}).index_select(0, rows);
+    return ops::linear_log_probs(hidden.to(options.compute_dtype), weight, targets.index_select(0, rows),
+                                 options.kernels.cross_entropy);
   });
 }
+
+bool CausalLMImpl::uses_varlen_attention() const { return varlen_attention_applies(options, config); }
 
 KVCache CausalLMImpl::new_cache(int64_t batch, int64_t capacity) const {
   const ModelConfig& c = config;
@@ -314,9 +364,9 @@ torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& ids, const torch
                               .logical_and(slots.unsqueeze(0) <= query_slots)         // [B, T, S]
                               .logical_or(slots.unsqueeze(0) == query_slots);
   const DecoderOptions& o = options;
-  torch::Tensor h = run_unit(
-      embedding_unit(),
-      [&](const torch::Tensor& x) { return with_compute_dtype(o, [&] { return model->embed_tokens(x); }); }, ids, false);
+  auto embed = model->embed_tokens.ptr();
+  torch::Tensor h = run_unit(embedding_unit(), [embed, o](const torch::Tensor& x) { return embed_in_param_dtype(embed.get(), x, o); },
+                             ids, false);
   AttentionContext context{rope_tables(config, positions, h.scalar_type()), visible.unsqueeze(1)};
   size_t index = 0;
   for (const auto& module : *model->layers) {
@@ -324,7 +374,7 @@ torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& ids, const torch
     const size_t slot = index++;
     h = run_unit(
         layer_unit(static_cast<int64_t>(slot)),
-        [&](const torch::Tensor& x) { return with_compute_dtype(o, [&] { return layer->forward(x, context, o.backend, &cache, slot); }); },
+        [&](const torch::Tensor& x) { return with_compute_dtype(o, [&] { return layer->forward(x, context, o.kernels, &cache, slot); }); },
         h, false);
   }
   torch::Tensor logits = head(h.narrow(1, T - 1, 1), [](const torch::Tensor& normed, const torch::Tensor& weight) {

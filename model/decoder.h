@@ -18,7 +18,7 @@ struct DecoderOptions {
   torch::ScalarType compute_dtype = torch::kFloat32;
   torch::Device device = torch::kCPU;
   bool activation_checkpointing = false;  // recompute each layer in backward, keep only its input
-  ops::Backend backend = ops::Backend::reference;
+  ops::Kernels kernels;  // model.kernels resolved for `device` (model/kernel_choice)
   // zero3: parameters are built with no storage (full shape, 0 bytes); dist/sharded_units keeps
   // each rank's rows and gathers the rest around their use.
   bool unallocated = false;
@@ -32,10 +32,21 @@ struct ParamFactory {
   torch::Tensor operator()(at::IntArrayRef shape) const;
 };
 
-// Per forward, shared by every layer: rotary tables and, for packed or padded rows, the mask.
+// The padding-free layout of a [B, T] batch (data/varlen), on the device: what varlen flash
+// attention takes instead of a mask.
+struct VarlenInput {
+  torch::Tensor token_index;  // [total] int64: row * T + t of each real token, documents contiguous
+  torch::Tensor cu_seqlens;   // [documents + 1] int32
+  int64_t max_seqlen = 0;
+  bool defined() const { return cu_seqlens.defined(); }
+};
+
+// Per forward, shared by every layer: rotary tables and, for packed or padded rows, either the
+// mask or (varlen flash attention) the flat layout.
 struct AttentionContext {
   RopeTables rope;
   torch::Tensor mask;  // [B, 1, T, T] bool (true = may attend), undefined = plain causal
+  VarlenInput varlen;  // when set, attention runs on the flat stream of real tokens (mask unused)
 };
 
 // Keys and values of the tokens seen so far, for incremental decoding. Slots are filled left to
@@ -66,7 +77,7 @@ struct AttentionImpl : torch::nn::Module {
   AttentionImpl(const ModelConfig& config, const ParamFactory& make);
   // x: [B, T, D] -> [B, T, D]. With a cache, x's keys and values go to slots
   // [cache->length, cache->length + T) of `layer` and the queries attend to every filled slot.
-  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, const ops::Kernels& kernels,
                         KVCache* cache = nullptr, size_t layer = 0);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t n_head, n_head_kv, head_dim;
@@ -82,7 +93,7 @@ TORCH_MODULE(MLP);
 
 struct DecoderLayerImpl : torch::nn::Module {
   DecoderLayerImpl(const ModelConfig& config, const ParamFactory& make);
-  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, ops::Backend backend,
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, const ops::Kernels& kernels,
                         KVCache* cache = nullptr, size_t layer = 0);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
@@ -106,6 +117,9 @@ struct DecoderInput {
   // [B, T] int64; undefined = one causal document per row. Tokens attend only to earlier tokens
   // with the same id (packed documents); give padding its own id (e.g. -1).
   torch::Tensor document_ids;
+  // The same documents as a flat layout, when the batch was collated for varlen attention (CUDA):
+  // used instead of the mask where ops::Kernels::attention is fused and the compute dtype is bf16.
+  VarlenInput varlen;
 };
 
 struct CausalLMImpl : torch::nn::Module {
@@ -120,10 +134,18 @@ struct CausalLMImpl : torch::nn::Module {
   torch::Tensor forward(const DecoderInput& input);
   // Sum and count of next-token NLL, transformers-style: logits[:, t] predicts labels[:, t + 1];
   // labels == -100 carry no loss. Returns {fp32 scalar sum, int64 scalar count}.
-  std::pair<torch::Tensor, torch::Tensor> loss_sum(const DecoderInput& input, const torch::Tensor& labels);
+  // target_rows, when the caller has it (collate builds it on the host): [K] int64 on the device,
+  // the flat indices b * (T - 1) + t, in order, of the positions whose next label is not -100;
+  // with it no device-to-host synchronisation is needed to find them.
+  std::pair<torch::Tensor, torch::Tensor> loss_sum(const DecoderInput& input, const torch::Tensor& labels,
+                                                   const torch::Tensor& target_rows = {});
   // fp32 [N]: log p(labels[:, t + 1] | tokens up to t) for each position whose next label is not
   // -100, in row-major order. Logits are computed only for those positions.
-  torch::Tensor label_log_probs(const DecoderInput& input, const torch::Tensor& labels);
+  torch::Tensor label_log_probs(const DecoderInput& input, const torch::Tensor& labels,
+                                const torch::Tensor& target_rows = {});
+  // Whether attention takes DecoderInput::varlen (fused attention chosen, a GPU, 16-bit compute,
+  // a head size flash supports): what collate() needs to know to build it.
+  bool uses_varlen_attention() const;
 
   // Incremental decoding (no gradients): an empty cache with room for `capacity` tokens per row.
   KVCache new_cache(int64_t batch, int64_t capacity) const;

@@ -1,28 +1,59 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, verified and measured in one command, for the session that gets one.
-# On the lent GPU machine (see the device tool): stage the Debian packages it lacks with
-#   EXTRA_DEBS="libgloo-dev libpcre2-dev" bash ../shared/device/stage.sh
-# then run, with carry [".device"]:
+# Everything that needs a GPU, verified and measured in one command, within 9 minutes on one
+# H100/H200:  scripts/gpu_check.sh [OUT_DIR]   (default: $OUT, else gpu_check_out/)
+#
+# On the lent GPU machine (see the device tool), stage first, here:
+#   EXTRA_DEBS="libgloo-dev libpcre2-dev" bash ../shared/device/stage.sh && scripts/stage_gpu_peers.sh
+# then run there with carry [".device"]:
 #   source .device/on-device.sh && scripts/gpu_check.sh
-# On any machine with a GPU and scripts/setup.sh done, plain `scripts/gpu_check.sh` works too.
-# It builds into build-gpu/ (its own compiler and torch), then:
-#   1. the CUDA tests: fused kernels against their references, the decoder with kernels, one
-#      NCCL rank (dsalign launch --nproc-per-node 1) training like one process on cuda, and zero3's
-#      units (storage allocated and released on the GPU) training like none on cuda;
-#   2. dsalign_bench_step on the deepseek-coder-1.3b shape (DESIGN.md's reference point), and
-#      through DataParallel with zero3 against none;
-#   3. dsalign_bench_dpo, live and precomputed reference.
-# Every figure goes to stdout and to gpu_check_out/ (the device tool's $OUT when set).
+# On any machine with a GPU, scripts/setup.sh done and liger-kernel importable, plain
+# `scripts/gpu_check.sh` works too.
+#
+# It builds into build-gpu/ (the machine's compiler and torch), then:
+#   1. every CUDA test (fused kernels against their references, varlen attention against each
+#      document alone, the decoder with fused kernels, one NCCL rank, zero3 on cuda);
+#   2. the kernel harnesses (time and GB/s of each op beside its reference) and the loss head's
+#      peak memory, reference against fused;
+#   3. dsalign_bench_step on DESIGN.md's shape (deepseek-coder-1.3b, seq 4096, micro-batch 2,
+#      fp32 master weights + bf16, AdamW) with kernels reference and fused, then zero3 against none;
+#   4. dsalign_bench_dpo, live and precomputed reference;
+#   5. the peers on the same shapes in the same call: transformers eager, + torch.compile,
+#      + Liger-Kernel (bench/peer_sft_step.py), plain transformers DPO (bench/peer_dpo_step.py).
+# Every figure goes to OUT_DIR/report.md (one table, with ratios) and OUT_DIR/report.json; the
+# logs beside them. A step that would not fit the time left is skipped and listed as skipped.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${OUT:-$root/gpu_check_out}
+out=${1:-${OUT:-$root/gpu_check_out}}
 mkdir -p "$out"
 build=${DSALIGN_GPU_BUILD:-$root/build-gpu}
+budget=${GPU_CHECK_SECONDS:-540}  # the device tool allows 600 s per command
+deadline=$((SECONDS + budget))
 status=0
+: > "$out/records.jsonl"
+: > "$out/skipped.txt"
 step() { echo; echo "== $*"; }
+# run NAME SECONDS_NEEDED LOG COMMAND...: runs the command (stopped at the deadline) unless fewer
+# seconds are left; the JSON lines of the logs are collected into records.jsonl at the end.
+run() {
+  local name=$1 needed=$2 log=$3; shift 3
+  if ((deadline - SECONDS < needed)); then
+    echo "skipped for time: $name (needs ~${needed}s, $((deadline - SECONDS))s left)" | tee -a "$out/skipped.txt"
+    return 0
+  fi
+  step "$name"
+  timeout --kill-after=5 $((deadline - SECONDS)) "$@" 2>&1 | tee -a "$out/$log"
+  local rc=${PIPESTATUS[0]}
+  ((rc == 0)) || { echo "FAILED ($rc): $name" | tee -a "$out/failed.txt"; status=1; }
+  return 0
+}
 
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "gpu_check: no NVIDIA GPU on this machine (nvidia-smi finds none); this script verifies and measures the CUDA path and needs one" >&2
+  exit 2
+fi
 step "device"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$out/device.txt"
 
 step "configure and build ($build)"
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -32,27 +63,40 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     { tail -30 "$out/configure.log"; exit 1; }
 fi
 cmake --build "$build" -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; exit 1; }
+echo "built in $SECONDS s"
 
-step "CUDA tests"
-ctest --test-dir "$build" -R "Kernels|Cuda|Nccl" --output-on-failure 2>&1 | tee "$out/cuda_tests.txt" || status=1
+# Liger-Kernel for the peer: importable already, or the wheel stage_gpu_peers.sh carried.
+wheel=$(ls "$root"/.device/wheels/liger_kernel-*.whl 2>/dev/null | head -1)
+if ! python3 -c 'import liger_kernel' 2>/dev/null && [ -n "$wheel" ]; then
+  mkdir -p "$out/.peers" && python3 -m zipfile -e "$wheel" "$out/.peers" && export PYTHONPATH="$out/.peers${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
-step "training step, deepseek-coder-1.3b shape, seq 4096, micro-batch 2, fp32 master + bf16, AdamW"
-for kernels in "" "--kernels"; do
-  "$build/dsalign_bench_step" --model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda --param-dtype fp32 \
-    --compute-dtype bf16 --adamw --steps 10 $kernels 2>&1 | tee -a "$out/bench_step.txt" || status=1
+shape=(--model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda --param-dtype fp32 --compute-dtype bf16)
+run "CUDA tests" 90 cuda_tests.txt ctest --test-dir "$build" -R "Kernels|Cuda|Nccl|FusedLinearCrossEntropy" --output-on-failure
+run "kernel harnesses" 30 kernels.txt "$build/dsalign_bench_kernels" --device cuda
+for impl in reference fused; do
+  run "loss head peak memory ($impl)" 20 loss.txt "$build/dsalign_bench_loss" --impl "$impl" --device cuda --dtype bf16 \
+    --rows 8192 --vocab 102400 --hidden 2048
 done
-
-step "zero3 against none, same shape, one GPU (gathering and releasing each unit around its use)"
-for strategy in none zero3; do
-  "$build/dsalign_bench_step" --model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda --param-dtype fp32 \
-    --compute-dtype bf16 --strategy "$strategy" --steps 10 2>&1 | tee -a "$out/bench_strategy.txt" || status=1
+for kernels in reference fused; do
+  run "SFT step, kernels $kernels" 40 bench_step.txt "$build/dsalign_bench_step" "${shape[@]}" --adamw --steps 10 --kernels "$kernels"
 done
-
-step "DPO step, same shape, seq 2048, 2 pairs, live and precomputed reference"
+run "peer: transformers eager" 45 peers.txt python3 "$root/bench/peer_sft_step.py" --seq 4096 --batch 2 --mode eager
+run "peer: transformers + Liger-Kernel" 75 peers.txt python3 "$root/bench/peer_sft_step.py" --seq 4096 --batch 2 --mode liger
 for reference in live precomputed; do
-  "$build/dsalign_bench_dpo" --model deepseek-coder-1.3b --seq-len 2048 --pairs 2 --device cuda --compute-dtype bf16 \
-    --reference "$reference" --steps 10 2>&1 | tee -a "$out/bench_dpo.txt" || status=1
+  run "DPO step, $reference reference" 40 bench_dpo.txt "$build/dsalign_bench_dpo" --model deepseek-coder-1.3b --seq-len 2048 \
+    --pairs 2 --device cuda --compute-dtype bf16 --reference "$reference" --steps 10 --kernels fused
 done
+run "peer: transformers DPO" 45 peers.txt python3 "$root/bench/peer_dpo_step.py" --seq 2048 --pairs 2
+for strategy in none zero3; do
+  run "SFT step through DataParallel, $strategy" 40 bench_strategy.txt "$build/dsalign_bench_step" "${shape[@]}" \
+    --strategy "$strategy" --steps 10 --kernels fused
+done
+run "peer: transformers + torch.compile" 150 peers.txt python3 "$root/bench/peer_sft_step.py" --seq 4096 --batch 2 --mode compile
 
-step "done (status $status); figures in $out"
+cat "$out"/{kernels,loss,bench_step,bench_dpo,bench_strategy,peers}.txt 2>/dev/null | grep -E '^\{' > "$out/records.jsonl"
+python3 "$root/bench/gpu_report.py" "$out/records.jsonl" "$out/skipped.txt" "$out/device.txt" "$out/report.md" "$out/report.json" ||
+  status=1
+step "done in $SECONDS s (status $status); report: $out/report.md"
+cat "$out/report.md" 2>/dev/null
 exit $status

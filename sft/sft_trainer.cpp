@@ -16,6 +16,7 @@
 #include "model/export.h"
 #include "model/inspect.h"
 #include "train/device_memory.h"
+#include "train/device_sums.h"
 #include "train/run_setup.h"
 #include "train/step_engine.h"
 #include "train/trainer_run.h"
@@ -63,21 +64,21 @@ double validation_loss(CausalLM& model, const SftData& data, const SftRecipe& r,
   std::vector<PackedRow> mine;
   for (size_t i : rank_rows(0, rows.size(), dist.world_size(), dist.rank())) mine.push_back(rows[i]);
   torch::NoGradGuard no_grad;
-  double sum = 0, count = 0;
+  DeviceSums sums;  // loss sum, loss tokens
   const auto per_batch = static_cast<size_t>(r.train.micro_batch_size);
   const int64_t batches = static_cast<int64_t>((mine.size() + per_batch - 1) / per_batch);
   const std::vector<PackedRow> filler = {rows.front()};
   for (int64_t t = 0, turns = model->turns_in_lockstep(batches); t < turns; ++t) {
     const size_t b = static_cast<size_t>(t) * per_batch;
     const bool real = t < batches;
-    Batch batch = real ? collate(mine, b, std::min(mine.size(), b + per_batch), model->options.device, pad_id)
-                       : collate(filler, 0, 1, model->options.device, pad_id);
-    auto [s, n] = model->loss_sum(batch.input, batch.labels);
+    const bool varlen = model->uses_varlen_attention();
+    Batch batch = real ? collate(mine, b, std::min(mine.size(), b + per_batch), model->options.device, pad_id, varlen)
+                       : collate(filler, 0, 1, model->options.device, pad_id, varlen);
+    auto [s, n] = model->loss_sum(batch.input, batch.labels, batch.target_rows);
     if (!real) continue;
-    sum += s.item<double>();
-    count += static_cast<double>(n.item<int64_t>());
+    sums.add(torch::stack({s.to(torch::kFloat64), n.to(torch::kFloat64)}));
   }
-  std::vector<double> total = dist.all_reduce_sum({sum, count}, "validation loss");
+  std::vector<double> total = dist.all_reduce_sum(sums.read(2), "validation loss");
   return total[1] > 0 ? total[0] / total[1] : -1;
 }
 
@@ -155,15 +156,15 @@ StepSums forward_backward(CausalLM& model, DataParallel& dp, const Dist& dist, c
   StepSums out;
   out.tokens = static_cast<int64_t>(counts[1]);
   out.micro_batches = plan.micro_batches;
-  double local_loss_sum = 0;
+  DeviceSums local_loss_sum;  // on the device: read once, after the step's micro-batches
   out.grad_norm = run_micro_batches(plan, train.micro_batch_size, dp, train.grad_clip,
                                     [&](const std::vector<PackedRow>& rows, size_t begin, size_t end, double weight) {
-                                      Batch batch = collate(rows, begin, end, device, pad_id);
-                                      auto [sum, count] = model->loss_sum(batch.input, batch.labels);
+                                      Batch batch = collate(rows, begin, end, device, pad_id, model->uses_varlen_attention());
+                                      auto [sum, count] = model->loss_sum(batch.input, batch.labels, batch.target_rows);
                                       (sum * (weight / loss_tokens)).backward();
-                                      local_loss_sum += weight * sum.item<double>();
+                                      local_loss_sum.add(sum.detach() * weight);
                                     });
-  out.loss = dist.all_reduce_sum({local_loss_sum}, "step loss")[0] / loss_tokens;
+  out.loss = dist.all_reduce_sum(local_loss_sum.read(1), "step loss")[0] / loss_tokens;
   return out;
 }
 

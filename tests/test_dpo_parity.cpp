@@ -10,6 +10,7 @@
 #include "dpo/dpo_step.h"
 #include "model/checkpoint.h"
 #include "model/weight_file.h"
+#include "train/device_sums.h"
 #include "util/files.h"
 #include "test_util.h"
 
@@ -83,6 +84,8 @@ StepResult step(CausalLM& policy, const std::vector<TokenizedPair>& pairs, const
   policy->zero_grad();
   StepResult out;
   std::vector<torch::Tensor> chosen, rejected;
+  DeviceSums figures;
+  int64_t scored = 0;
   for (size_t b = 0; b < rows.size(); b += static_cast<size_t>(rows_per_batch)) {
     PairBatch batch = collate_pairs(rows, b, std::min(rows.size(), b + static_cast<size_t>(rows_per_batch)), ids, torch::kCPU, pad);
     PairLogps logps = score_pairs(policy, batch, loss.needs_reference() ? reference : ReferenceSource{});
@@ -90,10 +93,12 @@ StepResult step(CausalLM& policy, const std::vector<TokenizedPair>& pairs, const
     torch::Tensor l = micro_batch_loss(loss, terms, logps, static_cast<int64_t>(pairs.size()), chosen_tokens);
     l.backward();
     out.loss += l.item<double>();
-    out.sums.add(terms);
+    figures.add(dpo_metric_figures(terms, l));
+    scored += terms.losses.size(0);
     chosen.push_back(logps.policy_chosen.detach());
     rejected.push_back(logps.policy_rejected.detach());
   }
+  out.sums = DpoMetricSums::from_figures(figures.read(7), scored);
   out.chosen = torch::cat(chosen);
   out.rejected = torch::cat(rejected);
   for (auto& item : policy->named_parameters())

@@ -27,7 +27,7 @@ ModelSection parse_model_section(YamlReader& model, const fs::path& base) {
   m.dtype = model.choice("dtype", {"fp32", "bf16"}, "fp32");
   m.compute_dtype = model.choice("compute_dtype", {"fp32", "bf16"}, "fp32");
   m.activation_checkpointing = model.boolean("activation_checkpointing", false);
-  m.kernels = model.boolean("kernels", false);
+  m.kernels = parse_kernel_mode(model.choice("kernels", {"auto", "reference", "fused"}, "auto"));
   model.finish();
   return m;
 }

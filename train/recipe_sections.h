@@ -5,6 +5,7 @@
 #include <string>
 
 #include "data/data_config.h"
+#include "model/kernel_mode.h"
 #include "util/yaml_reader.h"
 
 namespace dsalign {
@@ -24,7 +25,8 @@ struct ModelSection {
   std::string dtype = "fp32";  // parameters (master weights)
   std::string compute_dtype = "fp32";  // bf16: autocast over fp32 master weights
   bool activation_checkpointing = false;
-  bool kernels = false;  // fused CUDA kernels where available
+  // auto: fused implementations only where verified on this kind of device (model/kernel_choice).
+  KernelMode kernels = KernelMode::automatic;
 };
 
 // A path as the recipe writes it: relative ones are relative to the recipe's folder `base`.

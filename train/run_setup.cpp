@@ -2,8 +2,10 @@
 
 #include <sstream>
 
+#include "data/varlen.h"
 #include "model/checkpoint.h"
 #include "model/export.h"
+#include "model/kernel_choice.h"
 #include "train/checkpoint_reader.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
@@ -38,44 +40,38 @@ DecoderOptions decoder_options(const ModelSection& m, const fs::path& recipe) {
   o.param_dtype = parse_dtype(m.dtype);
   o.compute_dtype = parse_dtype(m.compute_dtype);
   o.activation_checkpointing = m.activation_checkpointing;
-  o.backend = m.kernels ? ops::Backend::kernels : ops::Backend::reference;
+  o.kernels = choose_kernels(m.kernels, o.device);
   return o;
 }
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedTensors& named, const TrainConfig& t) {
-  std::vector<torch::Tensor> decay, no_decay;
+std::unique_ptr<AdamW> make_adamw(const NamedTensors& named, const TrainConfig& t, bool fused) {
+  AdamWGroup decay{{}, t.weight_decay}, no_decay{{}, 0.0};
   for (const auto& [name, tensor] : named) {
     bool norm_or_embedding = name.ends_with("norm.weight") || name.find("embed_tokens") != std::string::npos;
     bool exempt = name.ends_with(".bias") || (!t.decay_norms_and_embeddings && norm_or_embedding);
-    (exempt ? no_decay : decay).push_back(tensor);
+    (exempt ? no_decay : decay).params.push_back(tensor);
   }
-  auto options = [&](double wd) {
-    auto o = std::make_unique<torch::optim::AdamWOptions>(t.schedule.lr);
-    o->betas({t.beta1, t.beta2}).eps(t.eps).weight_decay(wd);
-    return o;
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(t.weight_decay));
-  groups.emplace_back(no_decay, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(t.schedule.lr));
+  AdamWSettings settings;
+  settings.beta1 = t.beta1;
+  settings.beta2 = t.beta2;
+  settings.eps = t.eps;
+  settings.fused = fused;
+  return std::make_unique<AdamW>(std::vector<AdamWGroup>{decay, no_decay}, settings);
 }
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(CausalLM& model, const TrainConfig& t) {
-  NamedTensors named;
-  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-  return make_adamw(named, t);
+torch::Tensor host_to_device(const torch::Tensor& host, const torch::Device& device) {
+  if (!device.is_cuda()) return host.to(device);
+  return host.pin_memory().to(device, /*non_blocking=*/true);
 }
 
-void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-}
-
-Batch collate(const std::vector<PackedRow>& rows, size_t begin, size_t end, const torch::Device& device, int32_t pad_id) {
+Batch collate(const std::vector<PackedRow>& rows, size_t begin, size_t end, const torch::Device& device, int32_t pad_id,
+              bool varlen) {
   int64_t T = 0;
   for (size_t r = begin; r < end; ++r) T = std::max<int64_t>(T, static_cast<int64_t>(rows[r].ids.size()));
   const int64_t B = static_cast<int64_t>(end - begin);
   auto ids = torch::full({B, T}, pad_id, torch::kInt64), labels = torch::full({B, T}, -100, torch::kInt64);
   auto positions = torch::zeros({B, T}, torch::kInt64), documents = torch::full({B, T}, -1, torch::kInt64);
+  std::vector<int64_t> target_rows;
   Batch batch;
   for (int64_t b = 0; b < B; ++b) {
     const PackedRow& row = rows[begin + static_cast<size_t>(b)];
@@ -84,11 +80,21 @@ Batch collate(const std::vector<PackedRow>& rows, size_t begin, size_t end, cons
     std::memcpy(labels[b].data_ptr<int64_t>(), row.labels.data(), static_cast<size_t>(n) * 8);
     std::memcpy(positions[b].data_ptr<int64_t>(), row.positions.data(), static_cast<size_t>(n) * 8);
     std::memcpy(documents[b].data_ptr<int64_t>(), row.document_ids.data(), static_cast<size_t>(n) * 8);
+    for (int64_t t = 1; t < n; ++t)
+      if (row.labels[static_cast<size_t>(t)] != -100) target_rows.push_back(b * (T - 1) + t - 1);
     batch.tokens += row.real_tokens;
   }
-  batch.loss_tokens = (labels.narrow(1, 1, T - 1) != -100).sum().item<int64_t>();
-  batch.input = {ids.to(device), positions.to(device), documents.to(device)};
-  batch.labels = labels.to(device);
+  batch.loss_tokens = static_cast<int64_t>(target_rows.size());
+  auto to_device = [&](const torch::Tensor& t) { return host_to_device(t, device); };
+  batch.input = {to_device(ids), to_device(positions), to_device(documents)};
+  batch.labels = to_device(labels);
+  batch.target_rows = to_device(torch::tensor(target_rows, torch::kInt64));
+  if (varlen) {
+    const VarlenLayout layout = varlen_layout(rows, begin, end);
+    batch.input.varlen.token_index = to_device(torch::tensor(layout.token_index, torch::kInt64));
+    batch.input.varlen.cu_seqlens = to_device(torch::tensor(layout.cu_seqlens, torch::kInt32));
+    batch.input.varlen.max_seqlen = layout.max_seqlen;
+  }
   return batch;
 }
 
@@ -135,18 +141,6 @@ TrainingState resume_training(const fs::path& out, const std::string& resume, Ca
   return state;
 }
 
-TrainingState resume_training(const fs::path& out, const std::string& resume, CausalLM& model, torch::optim::AdamW& optimizer,
-                              bool main) {
-  return resume_training(
-      out, resume, model,
-      [&](const CheckpointReader& reader) {
-        NamedTensors named;
-        for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-        restore_adamw_state(named, {}, optimizer, whole_adamw_state(reader, named), reader.dir().string());
-      },
-      main, 0);
-}
-
 CheckpointSnapshot training_snapshot(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,
                                      const fs::path& out, const TrainingState& state, ChatFormat format,
                                      const fs::path& tokenizer_dir, int64_t keep_last) {
@@ -156,15 +150,6 @@ CheckpointSnapshot training_snapshot(CausalLM& model, const NamedTensors& weight
   snapshot.tokenizer_dir = tokenizer_dir;
   snapshot.keep_last = keep_last;
   return snapshot;
-}
-
-CheckpointSnapshot training_snapshot(CausalLM& model, torch::optim::AdamW& optimizer, const fs::path& out,
-                                     const TrainingState& state, ChatFormat format, const fs::path& tokenizer_dir,
-                                     int64_t keep_last) {
-  NamedTensors named;
-  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-  return training_snapshot(model, checkpoint_tensors(model), adamw_state_tensors(named, optimizer), out, state, format,
-                           tokenizer_dir, keep_last);
 }
 
 fs::path export_final(CausalLM& model, const fs::path& out, const fs::path& tokenizer_dir, ChatFormat format) {

@@ -53,24 +53,18 @@ std::vector<fs::path> complete_checkpoints(const fs::path& root) {
 
 }  // namespace
 
-NamedTensors adamw_state_tensors(const NamedTensors& named, torch::optim::AdamW& optimizer) {
+NamedTensors adamw_state_tensors(const NamedTensors& named, const AdamW& optimizer) {
   torch::NoGradGuard no_grad;
   NamedTensors out;
-  auto& states = optimizer.state();
   for (const auto& [name, t] : named) {
-    auto it = states.find(t.unsafeGetTensorImpl());
-    if (it == states.end()) continue;  // no step taken yet
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    const AdamW::ParamState* st = optimizer.state(t);
+    if (!st) continue;  // no step taken yet
     const std::string prefix = "optimizer." + name;
-    out.emplace_back(prefix + ".exp_avg", host_copy(st.exp_avg()));
-    out.emplace_back(prefix + ".exp_avg_sq", host_copy(st.exp_avg_sq()));
-    out.emplace_back(prefix + ".step", torch::tensor({st.step()}, torch::kInt64));
+    out.emplace_back(prefix + ".exp_avg", host_copy(st->exp_avg));
+    out.emplace_back(prefix + ".exp_avg_sq", host_copy(st->exp_avg_sq));
+    out.emplace_back(prefix + ".step", torch::tensor({st->step}, torch::kInt64));
   }
   return out;
-}
-
-CheckpointSnapshot snapshot_training_state(CausalLM& model, NamedTensors optimizer_state) {
-  return snapshot_training_state(model, checkpoint_tensors(model), std::move(optimizer_state));
 }
 
 CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state) {
@@ -88,12 +82,6 @@ torch::Tensor cpu_rng_state() {
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   return generator.get_state();
-}
-
-CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer) {
-  NamedTensors named;
-  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-  return snapshot_training_state(model, adamw_state_tensors(named, optimizer));
 }
 
 void write_training_checkpoint(const CheckpointSnapshot& s) {
@@ -157,51 +145,26 @@ nlohmann::json load_training_checkpoint(const CheckpointReader& reader, CausalLM
   return state;
 }
 
-void restore_adamw_state(const NamedTensors& named, const std::vector<std::pair<int64_t, int64_t>>& rows,
-                         torch::optim::AdamW& optimizer, const std::map<std::string, torch::Tensor>& saved,
+void restore_adamw_state(const NamedTensors& named, AdamW& optimizer, const std::map<std::string, torch::Tensor>& saved,
                          const std::string& file) {
   auto take = [&](const std::string& name) {
     auto it = saved.find(name);
     if (it == saved.end()) fail(file, ": no tensor '", name, "'");
     return it->second;
   };
-  torch::NoGradGuard no_grad;
-  auto& states = optimizer.state();
-  for (size_t i = 0; i < named.size(); ++i) {
-    const auto& [name, p] = named[i];
+  for (const auto& [name, p] : named) {
     const std::string prefix = "optimizer." + name;
     if (!saved.count(prefix + ".step")) continue;
-    auto st = std::make_unique<torch::optim::AdamWParamState>();
-    st->step(take(prefix + ".step").item<int64_t>());
-    for (auto [key, field] : {std::pair<const char*, int>{".exp_avg", 0}, {".exp_avg_sq", 1}}) {
-      torch::Tensor t = take(prefix + key);
-      if (!rows.empty() && t.dim() > 0 && rows[i].second <= t.size(0))
-        t = t.narrow(0, rows[i].first, rows[i].second - rows[i].first);
-      if (t.sizes() != p.sizes())
-        fail(file, ": '", prefix + key, "' has shape ", t.sizes(), ", the parameter (or this rank's rows of it) has ",
+    torch::Tensor moments[2];
+    for (int k = 0; k < 2; ++k) {
+      const std::string key = prefix + (k == 0 ? ".exp_avg" : ".exp_avg_sq");
+      moments[k] = take(key);
+      if (moments[k].sizes() != p.sizes())
+        fail(file, ": '", key, "' has shape ", moments[k].sizes(), ", the parameter (or this rank's rows of it) has ",
              p.sizes());
-      t = t.to(p.device(), p.scalar_type()).clone();
-      field == 0 ? st->exp_avg(t) : st->exp_avg_sq(t);
     }
-    states[p.unsafeGetTensorImpl()] = std::move(st);
+    optimizer.set_state(p, moments[0], moments[1], take(prefix + ".step").item<int64_t>());
   }
-}
-
-nlohmann::json load_training_checkpoint(const fs::path& dir, CausalLM& model, torch::optim::AdamW& optimizer) {
-  CheckpointReader reader(dir);
-  nlohmann::json state = load_training_checkpoint(reader, model, 0);
-  NamedTensors named;
-  for (auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-  restore_adamw_state(named, {}, optimizer, whole_adamw_state(reader, named), dir.string());
-  return state;
-}
-
-std::map<std::string, torch::Tensor> whole_adamw_state(const CheckpointReader& reader, const NamedTensors& named) {
-  std::map<std::string, torch::Tensor> saved;
-  for (const auto& [name, t] : named)
-    for (const char* key : {".exp_avg", ".exp_avg_sq", ".step"})
-      if (reader.has("optimizer." + name + key)) saved["optimizer." + name + key] = reader.whole("optimizer." + name + key);
-  return saved;
 }
 
 fs::path newest_training_checkpoint(const fs::path& run_dir) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "train/adamw.h"
 
 namespace dsalign {
 
@@ -46,12 +47,9 @@ struct CheckpointSnapshot {
   std::optional<ShardPart> shard;
 };
 
-// Copies weights, AdamW state and the CPU RNG state to host memory (the only part that stalls
-// training).
-CheckpointSnapshot snapshot_training_state(CausalLM& model, torch::optim::AdamW& optimizer);
-// The same with the AdamW state given (host tensors named as adamw_state_tensors names them).
-CheckpointSnapshot snapshot_training_state(CausalLM& model, NamedTensors optimizer_state);
-// The same with the weights given (checkpoint names; under zero3 gathered from the ranks).
+// Copies the weights (checkpoint names; under zero3 gathered from the ranks) and the CPU RNG state
+// to host memory (the only part that stalls training), with the AdamW state given (host tensors
+// named as adamw_state_tensors names them).
 CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state);
 
 // The default CPU generator's state (what "rng.cpu" holds).
@@ -59,14 +57,10 @@ torch::Tensor cpu_rng_state();
 
 // AdamW's state of each named tensor it has stepped, as host copies named
 // "optimizer.<name>.exp_avg", ".exp_avg_sq" and ".step".
-NamedTensors adamw_state_tensors(const NamedTensors& named, torch::optim::AdamW& optimizer);
-// The whole AdamW state of each named tensor that `reader`'s checkpoint holds, named as
-// adamw_state_tensors names it.
-std::map<std::string, torch::Tensor> whole_adamw_state(const CheckpointReader& reader, const NamedTensors& named);
-// Restores what adamw_state_tensors saved into `optimizer`'s state for each named tensor. With
-// `rows` (one [begin, end) per tensor), the tensor holds those rows of the saved one (a shard).
-void restore_adamw_state(const NamedTensors& named, const std::vector<std::pair<int64_t, int64_t>>& rows,
-                         torch::optim::AdamW& optimizer, const std::map<std::string, torch::Tensor>& saved,
+NamedTensors adamw_state_tensors(const NamedTensors& named, const AdamW& optimizer);
+// Restores what adamw_state_tensors saved (each tensor's part of it: a rank's rows) into
+// `optimizer`'s state for each named tensor; `file` names the checkpoint in errors.
+void restore_adamw_state(const NamedTensors& named, AdamW& optimizer, const std::map<std::string, torch::Tensor>& saved,
                          const std::string& file);
 
 // Writes, renames into place, then removes all but the newest keep_last complete checkpoints.
@@ -76,8 +70,6 @@ void write_training_checkpoint(const CheckpointSnapshot& snapshot);
 // Removes all but the newest keep_last complete checkpoints under `root`.
 void prune_checkpoints(const std::filesystem::path& root, int64_t keep_last);
 
-// Restores weights, AdamW state and the CPU RNG from `dir`; returns its state.json.
-nlohmann::json load_training_checkpoint(const std::filesystem::path& dir, CausalLM& model, torch::optim::AdamW& optimizer);
 // Restores the weights (every parameter, strictly by name and shape; only its rows when the
 // model's parameters are sharded) and the CPU RNG (`rank`'s, or rank 0's) from a checkpoint of
 // either layout; returns its state.json. The AdamW state is the caller's to restore.

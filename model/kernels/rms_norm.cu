@@ -7,23 +7,13 @@
 // Backward recomputes x_hat from x and rstd; blocks stride over rows and accumulate dweight for
 // their rows in shared memory (`+=`), then write one partial row each (`=`); the caller sums the
 // partials, so there are no atomics and the result is deterministic.
-#include <cuda_bf16.h>
-
 #include "model/kernels/rms_norm.h"
+#include "model/kernels/convert.cuh"
 
 namespace dsalign::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
 // Sum of `v` over the block; every thread gets the result.
 __device__ float block_sum(float v, float* scratch) {

@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
-namespace dsalign::kernels {
+#include "model/kernels/dtype.h"
 
-enum class DType { f32, bf16 };
+namespace dsalign::kernels {
 
 // x, weight, y in `dtype`; rstd: [rows] fp32 (saved for backward).
 // y[r, i] = weight[i] * dtype(x[r, i] * rstd[r]),  rstd[r] = 1 / sqrt(mean_i x[r, i]^2 + eps)
