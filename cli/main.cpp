@@ -20,7 +20,7 @@ constexpr Command kCommands[] = {
     {"sft", dsalign::cli::sft_command, "supervised fine-tuning from a recipe"},
     {"dpo", dsalign::cli::dpo_command, "Direct Preference Optimization (and IPO, hinge, RPO, SimPO) from a recipe"},
     {"run", dsalign::cli::run_command, "a pipeline: stages (init, sft, dpo, export) in order, each feeding the next"},
-    {"eval", dsalign::cli::eval_command, "eval repetition: the repetition ratio of a chat model on held-out prompts"},
+    {"eval", dsalign::cli::eval_command, "eval repetition | loglik | mc | bpb: repetition ratio; log-likelihood scoring as lm-evaluation-harness does it"},
     {"generate", dsalign::cli::generate_command, "greedy chat responses to prompts"},
     {"export", dsalign::cli::export_command, "a run or checkpoint -> a Hugging Face chat checkpoint"},
     {"init", dsalign::cli::init_command, "write a randomly initialised checkpoint (preset or config.json)"},

@@ -1,0 +1,33 @@
+// The input files of `dsalign eval loglik | mc | bpb`, read once into typed records; a bad line
+// is an error naming file:line and what was expected.
+//   loglik  JSONL {"context": str, "continuation": str}
+//   mc      JSONL {"query": str, "choices": [str, ...], "gold": int, "unconditional_context"?: str,
+//                  "target_delimiter"?: str (default " ")}
+//   bpb     JSONL {"text": str} per document, or a .txt file (one document)
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dsalign {
+
+struct LoglikRequest {
+  std::string context, continuation;
+};
+
+struct McQuestion {
+  std::string query;
+  std::vector<std::string> choices;
+  int64_t gold = 0;
+  std::string target_delimiter = " ";
+  std::optional<std::string> unconditional_context;  // the file's; --unconditional uses "" otherwise
+};
+
+// `limit` > 0 keeps the first `limit` records.
+std::vector<LoglikRequest> read_loglik_requests(const std::filesystem::path& path, int64_t limit);
+std::vector<McQuestion> read_mc_questions(const std::filesystem::path& path, int64_t limit);
+std::vector<std::string> read_documents(const std::filesystem::path& path, int64_t limit);
+
+}  // namespace dsalign

@@ -1,0 +1,193 @@
+// eval/: lm-evaluation-harness's scoring rules (word count, rolling windows, multiple-choice
+// metrics, standard error) on crafted inputs; the data files' errors; the request tokenisation;
+// batched scoring against scoring one request at a time; and `dsalign eval` from the command line.
+// Equality with lm-eval itself is tests/test_eval_parity.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "eval/eval_metrics.h"
+#include "eval/loglik.h"
+#include "eval/scored_tasks.h"
+#include "model/checkpoint.h"
+#include "test_util.h"
+#include "util/files.h"
+
+namespace dsalign {
+namespace {
+
+using testing::error_of;
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+TEST(EvalMetrics, WordCountIsPythonsSplitOnWhitespace) {
+  EXPECT_EQ(python_word_count("one two  three"), 3);
+  EXPECT_EQ(python_word_count(" leading"), 2);  // re.split gives a leading ""
+  EXPECT_EQ(python_word_count("trailing "), 2);
+  EXPECT_EQ(python_word_count(""), 1);
+  EXPECT_EQ(python_word_count("a\u00a0b\u3000c\td\ne"), 5);  // no-break and ideographic spaces split
+  EXPECT_EQ(python_word_count("深度求索"), 1);
+  EXPECT_EQ(python_length("café"), 4);
+  EXPECT_EQ(python_length("北京"), 2);
+}
+
+TEST(EvalMetrics, RollingWindowsPredictEveryTokenOnce) {
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 23; ++i) tokens.push_back(100 + i);
+  for (int64_t max_length : {1, 4, 10, 23, 50}) {
+    const auto windows = rolling_windows(tokens, 7, max_length);
+    std::vector<int32_t> predicted;
+    for (size_t w = 0; w < windows.size(); ++w) {
+      const auto& win = windows[w];
+      // The model reads context + continuation[:-1]: at most max_length tokens.
+      EXPECT_LE(static_cast<int64_t>(win.context.size() + win.continuation.size() - 1), max_length);
+      EXPECT_LE(static_cast<int64_t>(win.continuation.size()), max_length);
+      if (w == 0) {
+        EXPECT_EQ(win.context, std::vector<int32_t>{7});
+      } else {
+        // Conditioned on exactly the tokens before its predictions.
+        const int32_t first = win.continuation.front();
+        EXPECT_EQ(win.context.back(), first - 1);
+      }
+      predicted.insert(predicted.end(), win.continuation.begin(), win.continuation.end());
+    }
+    EXPECT_EQ(predicted, tokens) << max_length;
+  }
+  EXPECT_TRUE(rolling_windows({}, 7, 4).empty());
+}
+
+TEST(EvalMetrics, MultipleChoiceScoresAndTies) {
+  McQuestion q;
+  q.choices = {"ab", "abcdef", "é"};
+  q.gold = 1;
+  // ll: -4 (per char -2), -6 (per char -1), -3 (per char -3, per byte -1.5).
+  McScores s = score_question(q, {-4, -6, -3});
+  EXPECT_EQ(s.pred, 2);
+  EXPECT_EQ(s.acc, 0);
+  EXPECT_EQ(s.pred_norm, 1);
+  EXPECT_EQ(s.acc_norm, 1);
+  EXPECT_EQ(s.acc_bytes, 1);  // -2, -1, -1.5: choice 1
+  std::vector<double> unconditional = {-1, -5.5, -1};
+  s = score_question(q, {-4, -6, -3}, &unconditional);
+  ASSERT_TRUE(s.acc_mutual_info.has_value());
+  EXPECT_EQ(*s.acc_mutual_info, 1);  // -3, -0.5, -2
+  EXPECT_EQ(score_question(q, {-1, -1, -1}).pred, 0);  // ties: the first, as np.argmax
+}
+
+TEST(EvalMetrics, StandardErrorIsSampleStddevOverSqrtN) {
+  MeanStderr m = mean_stderr({1, 0, 1, 1});
+  EXPECT_DOUBLE_EQ(m.mean, 0.75);
+  EXPECT_NEAR(m.stderr_, std::sqrt(0.25) / 2, 1e-12);  // sample variance 0.25
+  PerplexityTotals t{-10.0 * std::log(2.0), 5, 2};
+  EXPECT_NEAR(t.bits_per_byte(), 2.0, 1e-12);
+  EXPECT_NEAR(t.byte_perplexity(), 4.0, 1e-12);
+  EXPECT_NEAR(t.word_perplexity(), 32.0, 1e-9);
+}
+
+TEST(EvalData, BadLinesNameFileAndLine) {
+  TempDir tmp;
+  auto path = tmp.write("mc.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"], \"gold\": 0}\n\n{\"query\": \"q\", \"choices\": [\"a\"], \"gold\": 0}\n");
+  EXPECT_NE(error_of([&] { read_mc_questions(path, 0); }).find("mc.jsonl:3: expected \"choices\", an array of at least two strings"),
+            std::string::npos);
+  path = tmp.write("gold.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"], \"gold\": 2}\n");
+  EXPECT_NE(error_of([&] { read_mc_questions(path, 0); }).find("gold.jsonl:1: \"gold\" 2 is not the index of a choice (0..1)"),
+            std::string::npos);
+  path = tmp.write("ll.jsonl", "{\"context\": \"a\"}\n");
+  EXPECT_NE(error_of([&] { read_loglik_requests(path, 0); }).find("ll.jsonl:1: expected a string \"continuation\""),
+            std::string::npos);
+  path = tmp.write("bad.jsonl", "{not json\n");
+  EXPECT_NE(error_of([&] { read_documents(path, 0); }).find("bad.jsonl:1: not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_documents(tmp.path / "missing.jsonl", 0); }).find("missing.jsonl: cannot open the file"),
+            std::string::npos);
+  path = tmp.write("limit.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n");
+  EXPECT_EQ(read_documents(path, 2).size(), 2u);
+}
+
+struct EvalModel {
+  TempDir tmp;
+  fs::path dir = tmp.path / "model";
+  EvalModel() {
+    SaveOptions save;
+    save.dtype = torch::kFloat32;
+    ModelConfig c = *model_preset("tiny-llm");
+    c.max_position_embeddings = 32;
+    init_checkpoint(c, 0, dir, save);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+      fs::copy_file(fs::path(DSALIGN_SOURCE_DIR) / "assets/tokenizers/deepseek-llm" / f, dir / f);
+  }
+};
+
+TEST(EvalLoglik, TokenisationFollowsLmEvalsRules) {
+  EvalModel m;
+  Tokenizer tok = Tokenizer::load(m.dir);
+  // Trailing spaces move to the continuation; the pair is encoded as one string.
+  TokenizedRequest r = tokenize_request(tok, {"The capital is ", "Paris"});
+  EXPECT_EQ(r.context, tok.encode("The capital is"));
+  std::vector<int32_t> whole = r.context;
+  whole.insert(whole.end(), r.continuation.begin(), r.continuation.end());
+  EXPECT_EQ(whole, tok.encode("The capital is Paris"));
+  // An empty context is the BOS token.
+  r = tokenize_request(tok, {"", "Hello"});
+  EXPECT_EQ(r.context, std::vector<int32_t>{*tok.bos_id()});
+  EXPECT_EQ(r.continuation, tok.encode("Hello"));
+}
+
+// Batching (sorted, right-padded) and left truncation change nothing: each request scored alone
+// on exactly what the model reads gives the same log-likelihood.
+TEST(EvalLoglik, BatchedScoringEqualsOneAtATime) {
+  EvalModel m;
+  DecoderOptions o;
+  CausalLM model = load_model(m.dir, o);
+  Tokenizer tok = Tokenizer::load(m.dir);
+  std::vector<TokenizedRequest> requests;
+  for (const char* ctx : {"a", "The quick brown fox", "", "深度求索 is a company that builds language models and "
+                                                          "this context is long enough to be cut from the left"})
+    requests.push_back(tokenize_request(tok, {ctx, " jumps over"}));
+  const auto batched = score_requests(model, requests, 32, 3);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto alone = score_requests(model, {requests[i]}, 32, 1);
+    EXPECT_NEAR(batched[i].loglik, alone[0].loglik, 1e-4) << i;
+    EXPECT_EQ(batched[i].is_greedy, alone[0].is_greedy);
+    EXPECT_EQ(batched[i].tokens, static_cast<int64_t>(requests[i].continuation.size()));
+    EXPECT_LT(batched[i].loglik, 0);
+  }
+}
+
+TEST(EvalCli, RunsEachTaskAndReportsBadInput) {
+  EvalModel m;
+  const std::string cli = DSALIGN_CLI, model = " --model " + m.dir.string();
+  m.tmp.write("mc.jsonl", "{\"query\": \"Pick one:\", \"choices\": [\"yes\", \"no\"], \"gold\": 1}\n"
+                          "{\"query\": \"Again:\", \"choices\": [\"a\", \"b\", \"c\"], \"gold\": 0}\n");
+  m.tmp.write("docs.jsonl", "{\"text\": \"Some text that spans more than one window of thirty-two tokens, so that the "
+                            "rolling windows are exercised from the command line as well.\"}\n");
+  m.tmp.write("ll.jsonl", "{\"context\": \"2 + 2 =\", \"continuation\": \" 4\"}\n");
+  const fs::path& d = m.tmp.path;
+  auto run = [&](const std::string& args) {
+    return std::system((cli + " eval " + args + " > " + (d / "stdout").string() + " 2> " + (d / "stderr").string()).c_str());
+  };
+  ASSERT_EQ(run("mc" + model + " --data " + (d / "mc.jsonl").string() + " --unconditional --out " + (d / "mc.out").string()), 0)
+      << read_text_file(d / "stderr");
+  EXPECT_NE(read_text_file(d / "stdout").find("| acc_mutual_info |"), std::string::npos);
+  const std::string mc = read_text_file(d / "mc.out");
+  EXPECT_NE(mc.find("\"questions\":2"), std::string::npos) << mc;
+  ASSERT_EQ(run("bpb" + model + " --text " + (d / "docs.jsonl").string() + " --out " + (d / "bpb.out").string()), 0)
+      << read_text_file(d / "stderr");
+  EXPECT_NE(read_text_file(d / "bpb.out").find("\"windows\":"), std::string::npos);
+  ASSERT_EQ(run("loglik" + model + " --requests " + (d / "ll.jsonl").string() + " --out " + (d / "ll.out").string()), 0)
+      << read_text_file(d / "stderr");
+  EXPECT_NE(read_text_file(d / "ll.out").find("\"is_greedy\":"), std::string::npos);
+  // Bad input: one line naming what is wrong, non-zero exit.
+  m.tmp.write("bad.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"]}\n");
+  EXPECT_NE(run("mc" + model + " --data " + (d / "bad.jsonl").string()), 0);
+  EXPECT_NE(read_text_file(d / "stderr").find("bad.jsonl:1: expected an integer \"gold\""), std::string::npos)
+      << read_text_file(d / "stderr");
+  EXPECT_NE(run("mc" + model + " --data " + (d / "mc.jsonl").string() + " --batch-size 0"), 0);
+  EXPECT_NE(read_text_file(d / "stderr").find("--batch-size must be at least 1"), std::string::npos);
+  EXPECT_NE(run("perplexity" + model), 0);
+  EXPECT_NE(read_text_file(d / "stderr").find("unknown eval task 'perplexity'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsalign
