@@ -53,7 +53,7 @@ int eval_repetition(const Args& args) {
   options.add_options()
       ("task", po::value(&task)->required(), "repetition")
       ("model", po::value(&model_dir)->required(), "a Hugging Face directory or a training checkpoint (with tokenizer files)")
-      ("prompts", po::value(&prompts)->required(), "JSONL, one {\"prompt\": ...} per line (e.g. assets/prompts/repetition_heldout.jsonl)")
+      ("prompts", po::value(&prompts)->required(), "JSONL, one {\"prompt\": ...} or {\"messages\": [...]} per line (e.g. assets/prompts/repetition_heldout.jsonl)")
       ("out", po::value(&out)->default_value(out), "the report (JSONL: a summary line, then repetitive cases)")
       ("max-new-tokens", po::value(&c.max_new_tokens)->default_value(c.max_new_tokens), "a response that reaches this without ending is a candidate")
       ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "prompts generated together")
@@ -62,6 +62,9 @@ int eval_repetition(const Args& args) {
       ("max-unit", po::value(&c.rule.max_unit)->default_value(c.rule.max_unit), "longest repeating unit, in tokens")
       ("min-repeats", po::value(&c.rule.min_repeats)->default_value(c.rule.min_repeats), "the unit must repeat this often at the end")
       ("min-tail-fraction", po::value(&c.rule.min_tail_fraction)->default_value(c.rule.min_tail_fraction), "share of the response the periodic tail must cover")
+      ("loop-ngram", po::value(&c.rule.loop_ngram)->default_value(c.rule.loop_ngram), "loop rule: n-gram length, in tokens")
+      ("loop-min-count", po::value(&c.rule.loop_min_count)->default_value(c.rule.loop_min_count), "loop rule: occurrences that make an n-gram a repeat")
+      ("loop-min-coverage", po::value(&c.rule.loop_min_coverage)->default_value(c.rule.loop_min_coverage), "loop rule: share of the response's second half repeats must cover")
       ("device", po::value(&device)->default_value(device), "cpu | cuda[:N]")
       ("dtype", po::value(&dtype), "fp32 | bf16 (default: bf16 on CUDA, fp32 on CPU)")
       ("chat-template", po::value(&chat_template)->default_value(chat_template), "auto | deepseek-llm | deepseek-coder");
@@ -69,10 +72,12 @@ int eval_repetition(const Args& args) {
   positional.add("task", 1);
   po::variables_map vm;
   if (!parse(args, "dsalign eval repetition --model <dir> --prompts <file.jsonl> [options]\n\n"
-                   "The repetition ratio (DeepSeek LLM paper, section 4): each prompt is rendered as one user turn in\n"
-                   "the chat format and answered greedily; a response is repetitive when it reaches max-new-tokens\n"
-                   "without the end-of-turn token and its tail repeats one unit (<= max-unit tokens) at least\n"
-                   "min-repeats times, covering >= min-tail-fraction of the response.",
+                   "The repetition ratio (DeepSeek LLM paper, section 4): each prompt (a user turn, or a conversation\n"
+                   "ending with one) is rendered in the chat format and answered greedily; a response is repetitive\n"
+                   "when it reaches max-new-tokens without the end-of-turn token and either its tail repeats one unit\n"
+                   "(<= max-unit tokens) exactly, at least min-repeats times, covering >= min-tail-fraction of the\n"
+                   "response, or it loops with variations: in its second half, n-grams of loop-ngram tokens that\n"
+                   "occur >= loop-min-count times there cover >= loop-min-coverage of it.",
              options, positional, vm))
     return 0;
   c.prompts = prompts;

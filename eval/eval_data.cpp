@@ -1,8 +1,6 @@
 #include "eval/eval_data.h"
 
 #include <fstream>
-#include <functional>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "data/utf8.h"
@@ -11,8 +9,16 @@
 namespace dsalign {
 namespace {
 
-// Calls `record(json, "file:line")` for each non-blank line, until `limit` records were taken.
-void for_each_record(const std::filesystem::path& path, int64_t limit,
+std::string string_field(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_string()) fail(where, ": expected a string \"", key, "\"");
+  std::string s = j[key].get<std::string>();
+  if (auto bad = utf8::first_invalid(s)) fail(where, ": \"", key, "\" is not valid UTF-8 at byte ", *bad);
+  return s;
+}
+
+}  // namespace
+
+void for_each_jsonl_object(const std::filesystem::path& path, int64_t limit,
                      const std::function<void(const nlohmann::json&, const std::string&)>& record) {
   std::ifstream in(path);
   if (!in) fail(path.string(), ": cannot open the file");
@@ -33,18 +39,9 @@ void for_each_record(const std::filesystem::path& path, int64_t limit,
   }
 }
 
-std::string string_field(const nlohmann::json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || !j[key].is_string()) fail(where, ": expected a string \"", key, "\"");
-  std::string s = j[key].get<std::string>();
-  if (auto bad = utf8::first_invalid(s)) fail(where, ": \"", key, "\" is not valid UTF-8 at byte ", *bad);
-  return s;
-}
-
-}  // namespace
-
 std::vector<LoglikRequest> read_loglik_requests(const std::filesystem::path& path, int64_t limit) {
   std::vector<LoglikRequest> out;
-  for_each_record(path, limit, [&](const nlohmann::json& j, const std::string& where) {
+  for_each_jsonl_object(path, limit, [&](const nlohmann::json& j, const std::string& where) {
     LoglikRequest r{string_field(j, "context", where), string_field(j, "continuation", where)};
     if (r.continuation.empty()) fail(where, ": \"continuation\" is empty (nothing to score)");
     out.push_back(std::move(r));
@@ -55,7 +52,7 @@ std::vector<LoglikRequest> read_loglik_requests(const std::filesystem::path& pat
 
 std::vector<McQuestion> read_mc_questions(const std::filesystem::path& path, int64_t limit) {
   std::vector<McQuestion> out;
-  for_each_record(path, limit, [&](const nlohmann::json& j, const std::string& where) {
+  for_each_jsonl_object(path, limit, [&](const nlohmann::json& j, const std::string& where) {
     McQuestion q;
     q.query = string_field(j, "query", where);
     if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].size() < 2)
@@ -87,7 +84,7 @@ std::vector<std::string> read_documents(const std::filesystem::path& path, int64
     if (auto bad = utf8::first_invalid(text.str())) fail(path.string(), ": not valid UTF-8 at byte ", *bad);
     out.push_back(text.str());
   } else {
-    for_each_record(path, limit, [&](const nlohmann::json& j, const std::string& where) {
+    for_each_jsonl_object(path, limit, [&](const nlohmann::json& j, const std::string& where) {
       out.push_back(string_field(j, "text", where));
     });
   }

@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +26,11 @@ struct McQuestion {
   std::string target_delimiter = " ";
   std::optional<std::string> unconditional_context;  // the file's; --unconditional uses "" otherwise
 };
+
+// Calls `record(object, "file:line")` for each non-blank line of a JSONL file until `limit` (> 0)
+// records were taken; a line that is not a JSON object is an error naming file:line.
+void for_each_jsonl_object(const std::filesystem::path& path, int64_t limit,
+                           const std::function<void(const nlohmann::json&, const std::string&)>& record);
 
 // `limit` > 0 keeps the first `limit` records.
 std::vector<LoglikRequest> read_loglik_requests(const std::filesystem::path& path, int64_t limit);

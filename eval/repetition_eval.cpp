@@ -16,9 +16,9 @@ RepetitionCases score_repetition(CausalLM& model, const Tokenizer& tokenizer, Ch
                                  const std::vector<EvalPrompt>& prompts, const std::vector<int64_t>& order,
                                  const RepetitionEvalConfig& config, const std::string& label) {
   validate(config, "repetition");
-  std::vector<std::string> messages;
-  for (const EvalPrompt& p : prompts) messages.push_back(p.prompt);
-  std::vector<std::vector<int32_t>> prompt_ids = chat_prompt_ids(tokenizer, format, messages);
+  std::vector<std::vector<ChatMessage>> conversations;
+  for (const EvalPrompt& p : prompts) conversations.push_back(p.messages);
+  std::vector<std::vector<int32_t>> prompt_ids = chat_prompt_ids(tokenizer, format, conversations);
   GenerationOptions g = chat_generation_options(tokenizer, format, config.max_new_tokens, config.batch_size);
 
   Progress progress("repetition " + label, static_cast<int64_t>(prompts.size()), "prompts");
@@ -35,13 +35,14 @@ RepetitionCases score_repetition(CausalLM& model, const Tokenizer& tokenizer, Ch
     if (!repetition) continue;
     ++out.counts.repetitive;
     if (out.counts.repetitive > config.report_cases) continue;  // no part needs more than that many
-    std::vector<int32_t> unit(r.tokens.end() - repetition->unit_length, r.tokens.end());
     nlohmann::json line = {{"id", prompts[i].id},
                            {"prompt", prompts[i].prompt},
-                           {"unit", tokenizer.decode(unit)},
-                           {"unit_tokens", unit},
-                           {"repeats", static_cast<double>(repetition->periodic_tokens) / static_cast<double>(repetition->unit_length)},
+                           {"rule", repetition_kind_name(repetition->kind)},
+                           {"unit", tokenizer.decode(repetition->unit)},
+                           {"unit_tokens", repetition->unit},
+                           {"repeats", repetition->repeats},
                            {"response", tokenizer.decode(r.tokens)}};
+    if (repetition->kind == Repetition::Kind::loop) line["coverage"] = repetition->coverage;
     out.cases.emplace_back(order.at(i), line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   return out;
@@ -65,7 +66,10 @@ RepetitionResult finish_repetition_report(RepetitionResult result, std::vector<s
                               {"rule",
                                {{"max_unit", config.rule.max_unit},
                                 {"min_repeats", config.rule.min_repeats},
-                                {"min_tail_fraction", config.rule.min_tail_fraction}}},
+                                {"min_tail_fraction", config.rule.min_tail_fraction},
+                                {"loop_ngram", config.rule.loop_ngram},
+                                {"loop_min_count", config.rule.loop_min_count},
+                                {"loop_min_coverage", config.rule.loop_min_coverage}}},
                               {"prompts_file", config.prompts.string()},
                               {"seconds", result.seconds}}}};
   if (!report.empty()) {

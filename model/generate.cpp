@@ -9,9 +9,16 @@ namespace dsalign {
 
 std::vector<std::vector<int32_t>> chat_prompt_ids(const Tokenizer& tokenizer, ChatFormat format,
                                                   const std::vector<std::string>& user_messages) {
+  std::vector<std::vector<ChatMessage>> conversations;
+  for (const auto& m : user_messages) conversations.push_back({{"user", m}});
+  return chat_prompt_ids(tokenizer, format, conversations);
+}
+
+std::vector<std::vector<int32_t>> chat_prompt_ids(const Tokenizer& tokenizer, ChatFormat format,
+                                                  const std::vector<std::vector<ChatMessage>>& conversations) {
   EncodeScratch scratch;
   std::vector<std::vector<int32_t>> ids;
-  for (const auto& m : user_messages) ids.push_back(tokenize_chat(tokenizer, format, {{"user", m}}, true, ChatLossOptions{}, scratch).ids);
+  for (const auto& c : conversations) ids.push_back(tokenize_chat(tokenizer, format, c, true, ChatLossOptions{}, scratch).ids);
   return ids;
 }
 

@@ -29,6 +29,9 @@ struct Generation {
 // generate only the tokenizer's ids. Error when there is nothing to stop at.
 std::vector<std::vector<int32_t>> chat_prompt_ids(const Tokenizer& tokenizer, ChatFormat format,
                                                   const std::vector<std::string>& user_messages);
+// The same for whole conversations, each ending with the user turn to answer.
+std::vector<std::vector<int32_t>> chat_prompt_ids(const Tokenizer& tokenizer, ChatFormat format,
+                                                  const std::vector<std::vector<ChatMessage>>& conversations);
 GenerationOptions chat_generation_options(const Tokenizer& tokenizer, ChatFormat format, int64_t max_new_tokens,
                                           int64_t batch_size);
 
