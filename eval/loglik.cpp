@@ -1,7 +1,8 @@
 #include "eval/loglik.h"
 
 #include <algorithm>
-#include <numeric>
+#include <map>
+#include <set>
 
 #include "util/error.h"
 
@@ -41,71 +42,144 @@ TokenizedRequest tokenize_request(const Tokenizer& tokenizer, const LoglikReques
   return out;
 }
 
-std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<TokenizedRequest>& requests,
-                                         int64_t max_length, int64_t batch_size,
-                                         const std::function<void(int64_t)>& on_progress) {
-  torch::NoGradGuard no_grad;
-  const torch::Device device = model->options.device;
-  std::vector<LoglikResult> results(requests.size());
-  // What the model reads for each request: the last max_length + 1 tokens, less the last.
-  std::vector<std::vector<int64_t>> inputs(requests.size());
-  std::vector<size_t> order(requests.size());
+namespace {
+
+// One row of a scoring batch: tokens with their positions, and per token a segment: -1 for a
+// shared context (causal), s >= 0 for continuation s, which sees the context and its own earlier
+// tokens only. Every scored token is (row position whose logits predict it, the token, request).
+struct ScoringRow {
+  std::vector<int64_t> tokens, positions, segments;
+  int64_t next_segment = 0;
+  struct Target {
+    int64_t at, token;
+    size_t request;
+  };
+  std::vector<Target> targets;
+};
+
+// Requests whose whole context + continuation fits the model (no left truncation) and share
+// their context tokens go into one row: the context once, then each continuation but its last
+// token, positions restarting after the context. The others get a row each: what the model reads,
+// (context + continuation)[-(max_length + 1):][:-1].
+std::vector<ScoringRow> scoring_rows(const std::vector<TokenizedRequest>& requests, int64_t max_length,
+                                     int64_t min_shared_context) {
+  std::vector<ScoringRow> rows;
+  std::map<std::vector<int32_t>, size_t> shared;  // context tokens -> row
   for (size_t i = 0; i < requests.size(); ++i) {
     const TokenizedRequest& r = requests[i];
     if (r.context.empty() || r.continuation.empty())
       fail("request ", i, ": an empty context or continuation after tokenisation");
-    if (static_cast<int64_t>(r.continuation.size()) > max_length)
-      fail("request ", i, ": its continuation has ", r.continuation.size(), " tokens, more than the model's length ",
-           max_length);
+    const auto c = static_cast<int64_t>(r.context.size()), n = static_cast<int64_t>(r.continuation.size());
+    if (n > max_length) fail("request ", i, ": its continuation has ", n, " tokens, more than the model's length ", max_length);
+    if (c >= min_shared_context && c + n <= max_length + 1) {
+      // A row holds its context and continuations up to about twice the context (at least 64
+      // tokens more): sharing pays while the context dominates, and attention grows with the
+      // square of the row (1600 choices after a lone BOS are many short rows, not one long one).
+      const int64_t cap = std::max(2 * c, c + 64);
+      auto [it, fresh] = shared.try_emplace(r.context, rows.size());
+      if (!fresh && static_cast<int64_t>(rows[it->second].tokens.size()) + n - 1 > cap) {
+        it->second = rows.size();
+        fresh = true;
+      }
+      if (fresh) {
+        ScoringRow row;
+        row.tokens.assign(r.context.begin(), r.context.end());
+        row.segments.assign(static_cast<size_t>(c), -1);
+        for (int64_t t = 0; t < c; ++t) row.positions.push_back(t);
+        rows.push_back(std::move(row));
+      }
+      ScoringRow& row = rows[it->second];
+      const int64_t segment = row.next_segment++;
+      row.targets.push_back({c - 1, r.continuation[0], i});  // the context's last token predicts the first
+      for (int64_t k = 0; k + 1 < n; ++k) {
+        row.targets.push_back({static_cast<int64_t>(row.tokens.size()), r.continuation[static_cast<size_t>(k + 1)], i});
+        row.tokens.push_back(r.continuation[static_cast<size_t>(k)]);
+        row.positions.push_back(c + k);
+        row.segments.push_back(segment);
+      }
+      continue;
+    }
     std::vector<int64_t> all(r.context.begin(), r.context.end());
     all.insert(all.end(), r.continuation.begin(), r.continuation.end());
     if (static_cast<int64_t>(all.size()) > max_length + 1) all.erase(all.begin(), all.end() - (max_length + 1));
     all.pop_back();
-    inputs[i] = std::move(all);
-    order[i] = i;
+    ScoringRow row;
+    row.tokens = all;
+    row.segments.assign(all.size(), -1);
+    for (size_t t = 0; t < all.size(); ++t) row.positions.push_back(static_cast<int64_t>(t));
+    const auto len = static_cast<int64_t>(all.size());
+    for (int64_t k = 0; k < n; ++k) row.targets.push_back({len - n + k, r.continuation[static_cast<size_t>(k)], i});
+    rows.push_back(std::move(row));
   }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return inputs[a].size() > inputs[b].size(); });
+  return rows;
+}
+
+}  // namespace
+
+std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<TokenizedRequest>& requests,
+                                         int64_t max_length, int64_t batch_size,
+                                         const std::function<void(int64_t)>& on_progress, int64_t min_shared_context) {
+  torch::NoGradGuard no_grad;
+  const torch::Device device = model->options.device;
+  std::vector<LoglikResult> results(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    results[i].tokens = static_cast<int64_t>(requests[i].continuation.size());
+    results[i].is_greedy = true;
+  }
+  std::vector<ScoringRow> rows = scoring_rows(requests, max_length, min_shared_context);
+  std::stable_sort(rows.begin(), rows.end(), [](const ScoringRow& a, const ScoringRow& b) { return a.tokens.size() > b.tokens.size(); });
   int64_t done = 0;
-  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch_size)) {
-    const size_t end = std::min(order.size(), start + static_cast<size_t>(batch_size));
+  for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(batch_size)) {
+    const size_t end = std::min(rows.size(), start + static_cast<size_t>(batch_size));
     const auto B = static_cast<int64_t>(end - start);
-    const auto T = static_cast<int64_t>(inputs[order[start]].size());  // longest first
-    // Right-padded (causal: padding after a sequence does not change its logits).
-    torch::Tensor ids = torch::zeros({B, T}, torch::kInt64);
-    std::vector<int64_t> positions, targets;  // flat b * T + t of each continuation token, and the token
+    const auto T = static_cast<int64_t>(rows[start].tokens.size());  // longest first
+    // Right-padded; padding attends to itself only. A continuation token attends to the context
+    // and to the earlier tokens of its own continuation.
+    torch::Tensor ids = torch::zeros({B, T}, torch::kInt64), positions = torch::zeros({B, T}, torch::kInt64);
+    torch::Tensor mask = torch::eye(T, torch::kBool).unsqueeze(0).repeat({B, 1, 1});
+    std::vector<int64_t> where, want;
+    std::vector<size_t> owner;
     for (int64_t b = 0; b < B; ++b) {
-      const size_t i = order[start + static_cast<size_t>(b)];
-      const std::vector<int64_t>& in = inputs[i];
-      std::copy(in.begin(), in.end(), ids[b].data_ptr<int64_t>());
-      const auto n = static_cast<int64_t>(requests[i].continuation.size()), len = static_cast<int64_t>(in.size());
-      for (int64_t k = 0; k < n; ++k) {
-        positions.push_back(b * T + len - n + k);
-        targets.push_back(requests[i].continuation[static_cast<size_t>(k)]);
+      const ScoringRow& row = rows[start + static_cast<size_t>(b)];
+      const auto len = static_cast<int64_t>(row.tokens.size());
+      std::copy(row.tokens.begin(), row.tokens.end(), ids[b].data_ptr<int64_t>());
+      std::copy(row.positions.begin(), row.positions.end(), positions[b].data_ptr<int64_t>());
+      torch::Tensor row_mask = mask[b];
+      auto m = row_mask.accessor<bool, 2>();
+      for (int64_t q = 0; q < len; ++q)
+        for (int64_t k = 0; k <= q; ++k) {
+          const int64_t sk = row.segments[static_cast<size_t>(k)];
+          m[q][k] = sk == -1 || sk == row.segments[static_cast<size_t>(q)];
+        }
+      for (const ScoringRow::Target& t : row.targets) {
+        where.push_back(b * T + t.at);
+        want.push_back(t.token);
+        owner.push_back(t.request);
       }
     }
-    torch::Tensor where = torch::tensor(positions, torch::kInt64).to(device);
-    torch::Tensor want = torch::tensor(targets, torch::kInt64).to(device);
-    torch::Tensor scored = model->head(model->trunk({ids.to(device)}), [&](const torch::Tensor& normed, const torch::Tensor& w) {
-      torch::Tensor h = normed.reshape({-1, normed.size(-1)}).index_select(0, where);
+    torch::Tensor where_t = torch::tensor(where, torch::kInt64).to(device);
+    torch::Tensor want_t = torch::tensor(want, torch::kInt64).to(device);
+    DecoderInput input{ids.to(device), positions.to(device)};
+    bool shared_rows = false;
+    for (size_t r = start; r < end; ++r) shared_rows = shared_rows || rows[r].next_segment > 0;
+    if (shared_rows) input.attention_mask = mask.to(device);  // otherwise plain causal rows
+    torch::Tensor scored = model->head(model->trunk(input), [&](const torch::Tensor& normed, const torch::Tensor& w) {
+      torch::Tensor h = normed.reshape({-1, normed.size(-1)}).index_select(0, where_t);
       torch::Tensor logp = torch::log_softmax(torch::nn::functional::linear(h, w).to(torch::kFloat32), -1);
-      torch::Tensor picked = logp.gather(1, want.unsqueeze(1)).squeeze(1);
-      torch::Tensor greedy = (logp.argmax(-1) == want).to(torch::kFloat32);
+      torch::Tensor picked = logp.gather(1, want_t.unsqueeze(1)).squeeze(1);
+      torch::Tensor greedy = (logp.argmax(-1) == want_t).to(torch::kFloat32);
       return torch::stack({picked, greedy}, 1);
     });
     torch::Tensor host = scored.to(torch::kCPU, torch::kFloat64).contiguous();
     const double* v = host.data_ptr<double>();
-    size_t k = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      const size_t i = order[start + static_cast<size_t>(b)];
-      LoglikResult& r = results[i];
-      r.tokens = static_cast<int64_t>(requests[i].continuation.size());
-      r.is_greedy = true;
-      for (int64_t t = 0; t < r.tokens; ++t, ++k) {
-        r.loglik += v[2 * k];
-        r.is_greedy = r.is_greedy && v[2 * k + 1] > 0.5;
-      }
+    std::set<size_t> finished;
+    for (size_t k = 0; k < owner.size(); ++k) {
+      LoglikResult& r = results[owner[k]];
+      r.loglik += v[2 * k];
+      r.is_greedy = r.is_greedy && v[2 * k + 1] > 0.5;
+      finished.insert(owner[k]);
     }
-    done += B;
+    done += static_cast<int64_t>(finished.size());
     if (on_progress) on_progress(done);
   }
   return results;

@@ -253,7 +253,13 @@ torch::Tensor CausalLMImpl::trunk(const DecoderInput& input) {
   torch::Tensor h = run_unit(embedding_unit(), [embed, o](const torch::Tensor& x) { return embed_in_param_dtype(embed.get(), x, o); },
                              ids, false);
   AttentionContext context{rope_tables(config, positions, h.scalar_type()), torch::Tensor(), VarlenInput()};
-  if (input.varlen.defined() && varlen_attention_applies(options, config)) {
+  if (input.attention_mask.defined()) {
+    TORCH_CHECK(input.attention_mask.dim() == 3 && input.attention_mask.size(0) == B && input.attention_mask.size(1) == T &&
+                    input.attention_mask.size(2) == T && input.attention_mask.scalar_type() == torch::kBool,
+                "attention_mask must be [B, T, T] bool, got ", input.attention_mask.sizes(), " ",
+                input.attention_mask.scalar_type());
+    context.mask = input.attention_mask.unsqueeze(1);
+  } else if (input.varlen.defined() && varlen_attention_applies(options, config)) {
     context.varlen = input.varlen;  // documents are the flat layout's sequences: no mask to build
   } else if (input.document_ids.defined()) {
     TORCH_CHECK(input.document_ids.sizes() == ids.sizes(), "document_ids ", input.document_ids.sizes(),

@@ -120,6 +120,9 @@ struct DecoderInput {
   // The same documents as a flat layout, when the batch was collated for varlen attention (CUDA):
   // used instead of the mask where ops::Kernels::attention is fused and the compute dtype is bf16.
   VarlenInput varlen;
+  // [B, T, T] bool, true = query t may attend to key s: any pattern (evaluation scores several
+  // continuations after one shared context in one row). Takes precedence over document_ids.
+  torch::Tensor attention_mask;
 };
 
 struct CausalLMImpl : torch::nn::Module {

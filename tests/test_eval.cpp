@@ -155,6 +155,40 @@ TEST(EvalLoglik, BatchedScoringEqualsOneAtATime) {
   }
 }
 
+// Choices that share a context are scored in one row (the context once): the same numbers as
+// scoring each request alone, including one-token continuations and a truncated request.
+TEST(EvalLoglik, SharedContextRowsEqualRequestsAlone) {
+  EvalModel m;
+  CausalLM model = load_model(m.dir, DecoderOptions{});
+  Tokenizer tok = Tokenizer::load(m.dir);
+  std::vector<TokenizedRequest> requests;
+  // The first context is long enough to be shared (16 tokens or more), the second is not.
+  for (const char* ctx : {"Question: which one of these four things is a fruit that grows on a tree?\nAnswer:", "2 + 2 ="})
+    for (const char* choice : {" apple", " a chair by the window", " 4", " river"}) requests.push_back(tokenize_request(tok, {ctx, choice}));
+  ASSERT_GE(requests[0].context.size(), 16u);
+  ASSERT_LE(requests[0].context.size() + requests[1].continuation.size(), 33u) << "must fit the model whole to be shared";
+  requests.push_back(tokenize_request(tok, {"", " apple"}));
+  requests.push_back(tokenize_request(tok, {"", " 4"}));
+  const auto together = score_requests(model, requests, 32, 4, {}, /*min_shared_context=*/16);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto alone = score_requests(model, {requests[i]}, 32, 1);
+    EXPECT_NEAR(together[i].loglik, alone[0].loglik, 1e-4) << i;
+    EXPECT_EQ(together[i].is_greedy, alone[0].is_greedy) << i;
+  }
+  // The plain reference: each request's tokens through forward(), log_softmax, summed.
+  for (size_t i : {size_t{1}, size_t{6}}) {
+    std::vector<int64_t> all(requests[i].context.begin(), requests[i].context.end());
+    all.insert(all.end(), requests[i].continuation.begin(), requests[i].continuation.end());
+    torch::Tensor ids = torch::tensor(all).unsqueeze(0);
+    torch::Tensor logp = torch::log_softmax(model->forward({ids}).to(torch::kFloat64), -1)[0];
+    double expected = 0;
+    const size_t c = requests[i].context.size();
+    for (size_t k = 0; k < requests[i].continuation.size(); ++k)
+      expected += logp[static_cast<int64_t>(c + k - 1)][requests[i].continuation[k]].item<double>();
+    EXPECT_NEAR(together[i].loglik, expected, 1e-4) << i;
+  }
+}
+
 TEST(EvalCli, RunsEachTaskAndReportsBadInput) {
   EvalModel m;
   const std::string cli = DSALIGN_CLI, model = " --model " + m.dir.string();
