@@ -114,6 +114,20 @@ std::vector<ScoringRow> scoring_rows(const std::vector<TokenizedRequest>& reques
   return rows;
 }
 
+// The [B, T, T] attention mask of rows[start, end), right-padded to T: a token attends to the
+// shared context and to the earlier tokens of its own continuation; padding to itself only.
+torch::Tensor segment_mask(const std::vector<ScoringRow>& rows, size_t start, size_t end, int64_t T) {
+  const auto B = static_cast<int64_t>(end - start);
+  torch::Tensor mask = torch::eye(T, torch::kBool).unsqueeze(0).repeat({B, 1, 1});
+  auto m = mask.accessor<bool, 3>();
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<int64_t>& segments = rows[start + static_cast<size_t>(b)].segments;
+    for (size_t q = 0; q < segments.size(); ++q)
+      for (size_t k = 0; k <= q; ++k) m[b][static_cast<int64_t>(q)][static_cast<int64_t>(k)] = segments[k] == -1 || segments[k] == segments[q];
+  }
+  return mask;
+}
+
 }  // namespace
 
 std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<TokenizedRequest>& requests,
@@ -133,24 +147,15 @@ std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<Toke
     const size_t end = std::min(rows.size(), start + static_cast<size_t>(batch_size));
     const auto B = static_cast<int64_t>(end - start);
     const auto T = static_cast<int64_t>(rows[start].tokens.size());  // longest first
-    // Right-padded; padding attends to itself only. A continuation token attends to the context
-    // and to the earlier tokens of its own continuation.
+    bool shared_rows = false;
+    for (size_t r = start; r < end; ++r) shared_rows = shared_rows || rows[r].next_segment > 0;
     torch::Tensor ids = torch::zeros({B, T}, torch::kInt64), positions = torch::zeros({B, T}, torch::kInt64);
-    torch::Tensor mask = torch::eye(T, torch::kBool).unsqueeze(0).repeat({B, 1, 1});
     std::vector<int64_t> where, want;
     std::vector<size_t> owner;
     for (int64_t b = 0; b < B; ++b) {
       const ScoringRow& row = rows[start + static_cast<size_t>(b)];
-      const auto len = static_cast<int64_t>(row.tokens.size());
       std::copy(row.tokens.begin(), row.tokens.end(), ids[b].data_ptr<int64_t>());
       std::copy(row.positions.begin(), row.positions.end(), positions[b].data_ptr<int64_t>());
-      torch::Tensor row_mask = mask[b];
-      auto m = row_mask.accessor<bool, 2>();
-      for (int64_t q = 0; q < len; ++q)
-        for (int64_t k = 0; k <= q; ++k) {
-          const int64_t sk = row.segments[static_cast<size_t>(k)];
-          m[q][k] = sk == -1 || sk == row.segments[static_cast<size_t>(q)];
-        }
       for (const ScoringRow::Target& t : row.targets) {
         where.push_back(b * T + t.at);
         want.push_back(t.token);
@@ -160,9 +165,8 @@ std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<Toke
     torch::Tensor where_t = torch::tensor(where, torch::kInt64).to(device);
     torch::Tensor want_t = torch::tensor(want, torch::kInt64).to(device);
     DecoderInput input{ids.to(device), positions.to(device)};
-    bool shared_rows = false;
-    for (size_t r = start; r < end; ++r) shared_rows = shared_rows || rows[r].next_segment > 0;
-    if (shared_rows) input.attention_mask = mask.to(device);  // otherwise plain causal rows
+    // Batches without a shared row stay plain causal rows (attention's fast path).
+    if (shared_rows) input.attention_mask = segment_mask(rows, start, end, T).to(device);
     torch::Tensor scored = model->head(model->trunk(input), [&](const torch::Tensor& normed, const torch::Tensor& w) {
       torch::Tensor h = normed.reshape({-1, normed.size(-1)}).index_select(0, where_t);
       torch::Tensor logp = torch::log_softmax(torch::nn::functional::linear(h, w).to(torch::kFloat32), -1);

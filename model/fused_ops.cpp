@@ -104,18 +104,15 @@ struct FusedRope : torch::autograd::Function<FusedRope> {
                                    at::cuda::getCurrentCUDAStream()),
                "rope_fwd");
     ctx->save_for_backward({cos, sin});
-    ctx->saved_data["q_shape"] = q.sizes().vec();
-    ctx->saved_data["k_shape"] = k.sizes().vec();
-    ctx->saved_data["dtype"] = static_cast<int64_t>(q.scalar_type());
     return {q_out, k_out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const torch::Tensor &cos = saved[0], &sin = saved[1];
-    // An output nobody used has no gradient: zeros stand for it.
-    torch::Tensor dq = grads[0].defined() ? grads[0].contiguous() : torch::zeros(ctx->saved_data["q_shape"].toIntVector(), cos.options().dtype(static_cast<torch::ScalarType>(ctx->saved_data["dtype"].toInt())));
-    torch::Tensor dk = grads[1].defined() ? grads[1].contiguous() : torch::zeros(ctx->saved_data["k_shape"].toIntVector(), dq.options());
+    // Autograd materialises the gradient of an output nobody used as zeros (materialize_grads
+    // is on by default), so both are defined here.
+    torch::Tensor dq = grads[0].contiguous(), dk = grads[1].contiguous();
     c10::cuda::CUDAGuard guard(dq.device());
     torch::Tensor dq_in = torch::empty_like(dq), dk_in = torch::empty_like(dk);
     check_cuda(kernels::rope_apply(rope_tensor(dq, dq_in), rope_tensor(dk, dk_in), cos.data_ptr<float>(),

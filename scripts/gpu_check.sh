@@ -29,7 +29,6 @@ build=${DSALIGN_GPU_BUILD:-$root/build-gpu}
 budget=${GPU_CHECK_SECONDS:-540}  # the device tool allows 600 s per command
 deadline=$((SECONDS + budget))
 status=0
-: > "$out/records.jsonl"
 : > "$out/skipped.txt"
 step() { echo; echo "== $*"; }
 # run NAME SECONDS_NEEDED LOG COMMAND...: runs the command (stopped at the deadline) unless fewer
