@@ -54,7 +54,7 @@ std::vector<McQuestion> read_mc_questions(const std::filesystem::path& path, int
   std::vector<McQuestion> out;
   for_each_jsonl_object(path, limit, [&](const nlohmann::json& j, const std::string& where) {
     McQuestion q;
-    q.query = string_field(j, "query", where);
+    if (j.contains("query")) q.query = string_field(j, "query", where);
     if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].size() < 2)
       fail(where, ": expected \"choices\", an array of at least two strings");
     for (const auto& c : j["choices"]) {
@@ -66,11 +66,47 @@ std::vector<McQuestion> read_mc_questions(const std::filesystem::path& path, int
     q.gold = j["gold"].get<int64_t>();
     if (q.gold < 0 || q.gold >= static_cast<int64_t>(q.choices.size()))
       fail(where, ": \"gold\" ", q.gold, " is not the index of a choice (0..", q.choices.size() - 1, ")");
+    if (j.contains("contexts")) {
+      if (!j["contexts"].is_array() || j["contexts"].size() != q.choices.size())
+        fail(where, ": \"contexts\" must be an array of strings, one per choice");
+      for (const auto& c : j["contexts"]) {
+        if (!c.is_string()) fail(where, ": every context must be a string");
+        q.contexts.push_back(c.get<std::string>());
+      }
+      q.continuation = string_field(j, "continuation", where);
+      if (q.continuation.empty()) fail(where, ": \"continuation\" is empty");
+    } else if (!j.contains("query")) {
+      fail(where, ": expected a string \"query\" (or \"contexts\" and \"continuation\")");
+    }
     if (j.contains("target_delimiter")) q.target_delimiter = string_field(j, "target_delimiter", where);
     if (j.contains("unconditional_context")) q.unconditional_context = string_field(j, "unconditional_context", where);
     out.push_back(std::move(q));
   });
   if (out.empty()) fail(path.string(), ": no questions");
+  return out;
+}
+
+std::vector<GenProblem> read_gen_problems(const std::filesystem::path& path, bool code_tests, int64_t limit) {
+  std::vector<GenProblem> out;
+  for_each_jsonl_object(path, limit, [&](const nlohmann::json& j, const std::string& where) {
+    GenProblem p;
+    const char* id_key = j.contains("id") ? "id" : j.contains("task_id") ? "task_id" : nullptr;
+    if (id_key && j[id_key].is_string()) p.id = string_field(j, id_key, where);
+    else if (id_key && j[id_key].is_number_integer()) p.id = std::to_string(j[id_key].get<int64_t>());
+    else if (id_key) fail(where, ": \"", id_key, "\" must be a string or an integer");
+    else p.id = where.substr(where.rfind(':') + 1);
+    p.prompt = string_field(j, "prompt", where);
+    if (p.prompt.empty()) fail(where, ": \"prompt\" is empty");
+    if (code_tests) {
+      p.test = string_field(j, "test", where);
+      p.entry_point = string_field(j, "entry_point", where);
+      if (p.entry_point.empty()) fail(where, ": \"entry_point\" is empty");
+    } else {
+      p.answer = string_field(j, "answer", where);
+    }
+    out.push_back(std::move(p));
+  });
+  if (out.empty()) fail(path.string(), ": no problems");
   return out;
 }
 

@@ -5,7 +5,6 @@
 #include "util/progress.h"
 
 namespace dsalign {
-namespace {
 
 std::vector<LoglikResult> score_with_progress(CausalLM& model, const std::vector<TokenizedRequest>& requests,
                                               const ScoringOptions& options, const std::string& label) {
@@ -19,8 +18,6 @@ std::vector<LoglikResult> score_with_progress(CausalLM& model, const std::vector
   return out;
 }
 
-}  // namespace
-
 int64_t scoring_length(const CausalLM& model, const ScoringOptions& options) {
   return options.max_length > 0 ? options.max_length : model->config.max_position_embeddings;
 }
@@ -28,12 +25,17 @@ int64_t scoring_length(const CausalLM& model, const ScoringOptions& options) {
 McReport run_multiple_choice(CausalLM& model, const Tokenizer& tokenizer, const std::vector<McQuestion>& questions,
                              bool unconditional, const ScoringOptions& options) {
   std::vector<TokenizedRequest> requests;
+  // (context, continuation) of choice c, conditional or not.
+  auto request = [](const McQuestion& q, size_t c, bool conditional) -> LoglikRequest {
+    const std::string continuation = q.contexts.empty() ? q.target_delimiter + q.choices[c] : q.continuation;
+    if (!conditional) return {q.unconditional_context.value_or(""), continuation};
+    return {q.contexts.empty() ? q.query : q.contexts[c], continuation};
+  };
   for (const McQuestion& q : questions)
-    for (const std::string& choice : q.choices) requests.push_back(tokenize_request(tokenizer, {q.query, q.target_delimiter + choice}));
+    for (size_t c = 0; c < q.choices.size(); ++c) requests.push_back(tokenize_request(tokenizer, request(q, c, true)));
   if (unconditional)
     for (const McQuestion& q : questions)
-      for (const std::string& choice : q.choices)
-        requests.push_back(tokenize_request(tokenizer, {q.unconditional_context.value_or(""), q.target_delimiter + choice}));
+      for (size_t c = 0; c < q.choices.size(); ++c) requests.push_back(tokenize_request(tokenizer, request(q, c, false)));
   const std::vector<LoglikResult> scored = score_with_progress(model, requests, options, "multiple choice");
   McReport report;
   report.unconditional = unconditional;

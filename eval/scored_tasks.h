@@ -16,6 +16,10 @@ struct ScoringOptions {
   bool progress = true;     // a progress line on stderr
 };
 
+// score_requests with `options` and, if asked, a progress line labelled `label`.
+std::vector<LoglikResult> score_with_progress(CausalLM& model, const std::vector<TokenizedRequest>& requests,
+                                              const ScoringOptions& options, const std::string& label);
+
 struct McResult {
   std::vector<double> lls, unconditional_lls;  // per choice (unconditional: when asked)
   McScores scores;
@@ -25,7 +29,8 @@ struct McReport {
   MeanStderr acc, acc_norm, acc_bytes, acc_mutual_info;
   bool unconditional = false;
 };
-// Each choice is scored as (query, delimiter + choice); with `unconditional`, also as
+// Each choice is scored as (query, delimiter + choice), or (contexts[c], continuation) for a
+// partially scored question (WinoGrande); with `unconditional`, also as
 // (unconditional context, delimiter + choice), where the context is the question's own or "".
 McReport run_multiple_choice(CausalLM& model, const Tokenizer& tokenizer, const std::vector<McQuestion>& questions,
                              bool unconditional, const ScoringOptions& options);

@@ -103,6 +103,11 @@ std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::
           continue;
         }
         g.tokens.push_back(token);
+        if (o.stop_when && o.stop_when(g.tokens)) {
+          g.terminated = true;
+          done[row] = true;
+          continue;
+        }
         all_done = false;
         next_ids[b][0] = static_cast<int64_t>(token);
         next_real[b][0] = true;

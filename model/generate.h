@@ -17,11 +17,14 @@ struct GenerationOptions {
   // > 0: only ids below this are generated (a vocabulary padded past the tokenizer's tokens, as
   // deepseek-coder's 32256 rows for 32022 tokens, has rows no text decodes from).
   int64_t vocab_size = 0;
+  // Ends a row (terminated) when it returns true for the row's tokens so far, checked after each
+  // token, which stays in the response: stop strings.
+  std::function<bool(const std::vector<int32_t>&)> stop_when;
 };
 
 struct Generation {
   std::vector<int32_t> tokens;  // the response, without the stop token
-  bool terminated = false;      // ended with a stop token rather than at max_new_tokens
+  bool terminated = false;      // ended with a stop token (or stop_when) rather than at max_new_tokens
 };
 
 // Chat answers: each prompt rendered as one user turn with the generation prompt, and options that

@@ -212,6 +212,29 @@ TEST(EvalCli, RunsEachTaskAndReportsBadInput) {
   ASSERT_EQ(run("loglik" + model + " --requests " + (d / "ll.jsonl").string() + " --out " + (d / "ll.out").string()), 0)
       << read_text_file(d / "stderr");
   EXPECT_NE(read_text_file(d / "ll.out").find("\"is_greedy\":"), std::string::npos);
+  m.tmp.write("gsm8k.jsonl", "{\"prompt\": \"Question: 2 + 2?\\nAnswer:\", \"answer\": \"4\"}\n"
+                             "{\"id\": 7, \"prompt\": \"Question: 3 + 4?\\nAnswer:\", \"answer\": \"7\"}\n");
+  ASSERT_EQ(run("gen --task gsm8k" + model + " --data " + (d / "gsm8k.jsonl").string() + " --max-new-tokens 4 --out " +
+                (d / "gen.out").string()),
+            0)
+      << read_text_file(d / "stderr");
+  EXPECT_NE(read_text_file(d / "stdout").find("| gsm8k | exact_match |"), std::string::npos) << read_text_file(d / "stdout");
+  const std::string gen = read_text_file(d / "gen.out");
+  EXPECT_NE(gen.find("\"problems\":2"), std::string::npos) << gen;
+  EXPECT_NE(gen.find("\"id\":\"7\""), std::string::npos) << gen;
+  EXPECT_NE(run("gen --task gsm8k" + model + " --data " + (d / "gsm8k.jsonl").string() + " --max-new-tokens 40"), 0);
+  EXPECT_NE(read_text_file(d / "stderr").find("no room for the prompt"), std::string::npos) << read_text_file(d / "stderr");
+  EXPECT_NE(run("gen --task nope" + model + " --data " + (d / "gsm8k.jsonl").string()), 0);
+  EXPECT_NE(read_text_file(d / "stderr").find("unknown generation task 'nope'"), std::string::npos);
+  m.tmp.write("he.jsonl", "{\"task_id\": \"t/0\", \"prompt\": \"def one():\\n\", \"test\": "
+                          "\"def check(f):\\n    assert f() == 1\\n\", \"entry_point\": \"one\"}\n");
+  const int humaneval = run("gen --task humaneval" + model + " --data " + (d / "he.jsonl").string() +
+                            " --max-new-tokens 4 --timeout 3 --out " + (d / "he.out").string());
+  if (read_text_file(d / "stderr").find("sandbox: cannot") == std::string::npos) {
+    ASSERT_EQ(humaneval, 0) << read_text_file(d / "stderr");
+    EXPECT_NE(read_text_file(d / "stdout").find("| humaneval | pass@1 | 0.0000 |"), std::string::npos) << read_text_file(d / "stdout");
+    EXPECT_NE(read_text_file(d / "he.out").find("\"outcome\":"), std::string::npos);
+  }
   // Bad input: one line naming what is wrong, non-zero exit.
   m.tmp.write("bad.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"]}\n");
   EXPECT_NE(run("mc" + model + " --data " + (d / "bad.jsonl").string()), 0);

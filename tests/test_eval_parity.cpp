@@ -1,12 +1,17 @@
 // dsalign's log-likelihood scoring against lm-evaluation-harness on the same tiny checkpoint and
 // data (tests/oracles/make_eval_cases.py): per-request log-likelihoods within 1e-5 (fp32, CPU),
 // the same greedy flags, multiple-choice metrics identical, bits per byte and perplexities equal
-// to 1e-6 relative (they are sums of the same log-likelihoods).
+// to 1e-6 relative (they are sums of the same log-likelihoods). Generation: generate_until's texts
+// with and without a stop string identical to lm-eval's HFLM.generate_until; the GSM8K and MATH
+// answer rules identical to lm-eval's regex filters, exact_match and minerva_math utilities on
+// crafted responses.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "eval/answer_extraction.h"
+#include "eval/gen_tasks.h"
 #include "eval/scored_tasks.h"
 #include "model/checkpoint.h"
 
@@ -80,6 +85,53 @@ TEST(EvalParity, BitsPerByteEqualsLmEval) {
   EXPECT_NEAR(t.bits_per_byte(), bpb["bits_per_byte"].get<double>(), 1e-6 * bpb["bits_per_byte"].get<double>());
   EXPECT_NEAR(t.byte_perplexity(), bpb["byte_perplexity"].get<double>(), 1e-6 * bpb["byte_perplexity"].get<double>());
   EXPECT_NEAR(t.word_perplexity(), bpb["word_perplexity"].get<double>(), 1e-6 * bpb["word_perplexity"].get<double>());
+}
+
+
+TEST(EvalParity, GenerateUntilEqualsLmEval) {
+  EvalOracle o;
+  const auto& e = o.expected;
+  const auto prompts = e["gen_prompts"].get<std::vector<std::string>>();
+  const int64_t tokens = e["gen_tokens"].get<int64_t>();
+  const int64_t length = o.model->config.max_position_embeddings;  // the second prompt is cut from the left
+  const std::vector<GeneratedText> raw = generate_until(o.model, o.tokenizer, prompts, tokens, {}, 2, length, false);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(raw[i].text, e["gen_raw"][i].get<std::string>()) << "prompt " << i;
+    EXPECT_FALSE(raw[i].stopped) << "prompt " << i;
+    const std::string stop = e["gen_stop"][i].get<std::string>();
+    if (stop.empty()) continue;
+    const std::vector<GeneratedText> cut = generate_until(o.model, o.tokenizer, {prompts[i]}, tokens, {stop}, 1, length, false);
+    EXPECT_EQ(cut[0].text, e["gen_cut"][i].get<std::string>()) << "prompt " << i << " stop '" << stop << "'";
+    EXPECT_TRUE(cut[0].stopped) << "prompt " << i;
+    EXPECT_LT(cut[0].tokens, tokens) << "prompt " << i << ": the stop string ends generation early";
+  }
+}
+
+TEST(EvalParity, Gsm8kAnswersEqualLmEvalFilters) {
+  EvalOracle o;
+  for (const auto& c : o.expected["gsm8k"]) {
+    const std::string response = c["response"], gold = c["gold"];
+    const std::string strict = gsm8k_strict_answer(response), flexible = gsm8k_flexible_answer(response);
+    EXPECT_EQ(strict, c["strict"].get<std::string>()) << response;
+    EXPECT_EQ(flexible, c["flexible"].get<std::string>()) << response;
+    EXPECT_EQ(gsm8k_normalise(strict) == gsm8k_normalise(gold), c["em_strict"].get<double>() == 1.0) << response;
+    EXPECT_EQ(gsm8k_normalise(flexible) == gsm8k_normalise(gold), c["em_flexible"].get<double>() == 1.0) << response;
+  }
+}
+
+TEST(EvalParity, MathAnswersEqualMinervaUtilities) {
+  EvalOracle o;
+  for (const auto& c : o.expected["math"]) {
+    const std::string response = c["response"];
+    const std::string final = minerva_final_answer(response);
+    EXPECT_EQ(final, c["final"].get<std::string>()) << response;
+    EXPECT_EQ(normalise_math_answer(final), c["final_normalised"].get<std::string>()) << response;
+    const std::optional<std::string> boxed = last_boxed_content(response);
+    if (c["boxed"].is_null()) EXPECT_FALSE(boxed.has_value()) << response;
+    else EXPECT_EQ(boxed.value_or("<none>"), c["boxed"].get<std::string>()) << response;
+  }
+  for (const auto& c : o.expected["math_norm"])
+    EXPECT_EQ(normalise_math_answer(c[0].get<std::string>()), c[1].get<std::string>()) << c[0].get<std::string>();
 }
 
 }  // namespace

@@ -13,6 +13,12 @@ reads them through, and OUT_DIR/expected.json:
   mc_lls, mc_unconditional_lls              per question and choice, from lm-eval's samples
   mc: {acc, acc_norm, acc_bytes, acc_mutual_info} and their stderrs
   bpb: {bits_per_byte, byte_perplexity, word_perplexity}, bpb_doc_lls per document
+  gen: per prompt of GEN_PROMPTS, HFLM.generate_until's text with no stop string (gen_raw), a stop
+       string taken from that text and the text generate_until makes with it (gen_stop, gen_cut)
+  gsm8k: per crafted response, the strict / flexible answers of gsm8k-cot's and gsm8k's regex
+       filters and exact_match_hf_evaluate against its gold (gsm8k-cot's settings)
+  math: per crafted response, minerva_math's get_unnormalized_answer, normalize_final_answer and
+       last_boxed_only_string + remove_boxed; math_norm: normalize_final_answer of crafted answers
 The model's max_position_embeddings is 48, so the documents span several rolling windows.
 Test oracle only, never used by dsalign at run time.
 """
@@ -60,6 +66,53 @@ DOCS = [
     "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n\nprint(fibonacci(10))\n",
     "Short one.",
     "  Leading spaces,\u00a0a no-break space and\u3000an ideographic space; words\tcount differently.  ",
+]
+
+
+GEN_PROMPTS = [
+    "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:",
+    "Question: " + "A farmer counts his cows and his hens. " * 6 + "How many legs?\nAnswer:",  # cut from the left
+    "Problem:\nWhat is $2+2$?\n\nSolution:",
+    "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n",
+    "北京是中国的",
+]
+GEN_TOKENS = 16
+
+GSM8K = [  # (response, gold)
+    ("Tom had 3. He buys 4. 3 + 4 = 7. So the answer is 7.", "7"),
+    ("The answer is 1,234.", "1234"),
+    ("The answer is $18.00 in total.", "18.00"),
+    ("So the answer is 18", "18"),  # no character after the number: the pattern's final '.' takes a digit
+    ("She makes 9 * 2 = $18 every day.\n#### 18", "18"),
+    ("The answer is -5. Then the answer is 6.", "-5"),
+    ("I think it is 12, or maybe 13", "13"),
+    ("no numbers at all", "0"),
+    ("Janet sells 16 - 3 - 4 = 9 duck eggs. She makes $18.", "18"),
+    ("THE ANSWER IS 4.", "4"),
+    ("The answer is 3.5.", "3.5"),
+    ("7", "7"),
+]
+
+MATH = [
+    "We have $x = 3$.\nFinal Answer: The final answer is $3$. I hope it is correct.",
+    "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.",
+    "So $\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}$.\nFinal Answer: The final answer is $\\left( 3, \\frac{\\pi}{2} \\right)$. I hope it is correct.",
+    "The area is $\\boxed{10\\text{ cm}^2}$.",
+    "Thus the answer is \\boxed{\\dfrac{3}{4}} and \\boxed{5}.",
+    "Final Answer: The final answer is $x = 10,000$ dollars",
+    "Final Answer: The final answer is 2\\sqrt[3]{8}. I hope it is correct.",
+    "nothing here",
+    "\\fbox{42}",
+    "The answer is \\boxed 7$ units.",
+    "Final Answer: The final answer is $\\text{(B)}$. I hope it is correct.",
+]
+
+MATH_ANSWERS = [
+    "3", "\\frac{1}{2}", "\\frac12", "\\dfrac{3}{4}", "10,000", "0,1", "1,2,3", "-1,234,567", "x = 5", "5\\text{ cm}",
+    "\\left( 3, \\frac{\\pi}{2} \\right)", "2\\pi cm", "90^\\circ", "90^{\\circ}", "\\sqrt2", "\\sqrt{2}",
+    "\\sqrt[3]8", "\\sqrt[3]{8}", "\\text{Monday}", "\\textbf{(C)}", "\\overline{12}", "\\boxed{7}",
+    "$\\$5.00$", "5 square units", "an apple", "4 ways", "\\mbox{inches}", "3\\;4", "1{,}000",
+    "\\$ 12", "12 \\text{ feet}", "\\infty", "[2,5)", "\\{1, 2\\}", "\\text{Sunday and Monday}",
 ]
 
 
@@ -150,10 +203,75 @@ metric_list:
     expected["bpb"] = {k.split(",")[0]: v for k, v in bpb.items() if "," in k and "stderr" not in k}
     samples = sorted(results["samples"]["dsalign_bpb"], key=lambda s: s["doc_id"])
     expected["bpb_doc_lls"] = [float(s["resps"][0][0]) for s in samples]
+    expected.update(generation_cases(lm))
+    expected.update(answer_cases())
     expected["bos_in_tokenizer_encode"] = tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, ensure_ascii=False)
     print(json.dumps({"mc": expected["mc"], "bpb": expected["bpb"]}, indent=1))
+
+
+def generation_cases(lm):
+    from lm_eval.api.instance import Instance
+
+    def generate(until_per_prompt):
+        requests = [Instance(request_type="generate_until", doc={}, idx=i,
+                             arguments=(p, {"until": list(u), "max_gen_toks": GEN_TOKENS, "do_sample": False}))
+                    for i, (p, u) in enumerate(zip(GEN_PROMPTS, until_per_prompt))]
+        return lm.generate_until(requests)
+
+    raw = generate([[] for _ in GEN_PROMPTS])
+    # A stop string the generation does contain: characters 3..5 of its text.
+    stops = [r[3:6] if len(r.strip()) >= 8 else "" for r in raw]
+    cut = generate([[s] if s else [] for s in stops])
+    return {"gen_prompts": GEN_PROMPTS, "gen_tokens": GEN_TOKENS, "gen_raw": raw, "gen_stop": stops, "gen_cut": cut}
+
+
+def answer_cases():
+    import yaml
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+    from lm_eval.filters.extraction import RegexFilter
+    from lm_eval.tasks.minerva_math import utils as minerva
+
+    cot_yaml = os.path.join(os.path.dirname(minerva.__file__), "..", "gsm8k", "gsm8k-cot.yaml")
+    with open(cot_yaml) as f:
+        cot = yaml.safe_load(f.read().replace("!function", ""))
+    patterns = {f["name"]: f["filter"][0] for f in cot["filter_list"]}
+    assert patterns["strict-match"]["regex_pattern"] == r"The answer is (\-?[0-9\.\,]+).", patterns
+    assert patterns["flexible-extract"]["regex_pattern"] == r"(-?[$0-9.,]{2,})|(-?[0-9]+)", patterns
+    ignore = cot["metric_list"][0]["regexes_to_ignore"]
+    assert ignore == [",", "\\$", "(?s).*#### ", "\\.$"], ignore
+    # dsalign's strict answer: gsm8k-cot's strict-match with "the" in either case (OLMES's shots say
+    # "So the answer is"), else gsm8k's own strict-match ("#### N").
+    cot_strict = RegexFilter(patterns["strict-match"]["regex_pattern"].replace("The", "[Tt]he"))
+    hash_strict = RegexFilter(r"#### (\-?[0-9\.\,]+)")
+    flexible = RegexFilter(patterns["flexible-extract"]["regex_pattern"], group_select=-1)
+
+    def first(f, r):
+        return f.apply([[r]], [{}])[0][0]
+
+    def em(p, g):
+        return float(exact_match_hf_evaluate([p], [g], regexes_to_ignore=ignore, ignore_case=True)["exact_match"])
+
+    gsm8k = []
+    for response, gold in GSM8K:
+        strict = first(cot_strict, response)
+        if strict == "[invalid]":
+            strict = first(hash_strict, response)
+        flex = first(flexible, response)
+        gsm8k.append({"response": response, "gold": gold, "strict": strict, "flexible": flex,
+                      "em_strict": em(strict, gold), "em_flexible": em(flex, gold)})
+    math = []
+    for response in MATH:
+        boxed = minerva.last_boxed_only_string(response)
+        content = minerva.remove_boxed(boxed) if boxed and boxed.startswith("\\boxed") else None
+        if boxed and boxed.startswith("\\fbox"):
+            content = boxed[len("\\fbox{"):-1]
+        final = minerva.get_unnormalized_answer(response)
+        math.append({"response": response, "final": final, "final_normalised": minerva.normalize_final_answer(final),
+                     "boxed": content})
+    norm = [[a, minerva.normalize_final_answer(a)] for a in MATH_ANSWERS]
+    return {"gsm8k": gsm8k, "math": math, "math_norm": norm}
 
 
 if __name__ == "__main__":
