@@ -15,6 +15,7 @@ int sft_command(const Args& args);
 int dpo_command(const Args& args);
 int run_command(const Args& args);
 int eval_command(const Args& args);
+int eval_suite_command(const Args& args);  // dsalign eval suite
 int generate_command(const Args& args);
 int export_command(const Args& args);
 int launch_command(const Args& args);

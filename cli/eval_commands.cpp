@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/chat_model.h"
+#include "cli/commands.h"
 #include "eval/gen_tasks.h"
 #include "eval/repetition_eval.h"
 #include "eval/scored_tasks.h"
@@ -340,16 +341,18 @@ int eval_command(const Args& args) {
   if (task == "mc") return eval_mc(args);
   if (task == "bpb") return eval_bpb(args);
   if (task == "gen") return eval_gen(args);
+  if (task == "suite") return eval_suite_command(args);
   if (task == "-h" || task == "--help" || task.empty()) {
     std::cout << "usage: dsalign eval <task> [options]   (dsalign eval <task> --help for each)\n\n"
                  "  repetition  the repetition ratio of a chat model on held-out prompts\n"
                  "  loglik      log-likelihood of continuations after contexts (lm-evaluation-harness's rules)\n"
                  "  mc          multiple choice: acc, acc_norm, acc_bytes, acc_mutual_info\n"
                  "  bpb         bits per byte, byte and word perplexity over documents\n"
-                 "  gen         generation benchmarks: gsm8k, math (exact match), humaneval (pass@1; runs model code)\n";
+                 "  gen         generation benchmarks: gsm8k, math (exact match), humaneval (pass@1; runs model code)\n"
+                 "  suite       a YAML list of tasks, one table (recipes/eval/deepseek-llm.yaml, recipes/eval/quick.yaml)\n";
     return task.empty() ? 2 : 0;
   }
-  fail("unknown eval task '", task, "' (expected: repetition, loglik, mc, bpb, gen)");
+  fail("unknown eval task '", task, "' (expected: repetition, loglik, mc, bpb, gen, suite)");
 }
 
 }  // namespace dsalign::cli

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "eval/eval_metrics.h"
+#include "eval/eval_suite.h"
 #include "eval/loglik.h"
 #include "eval/scored_tasks.h"
 #include "model/checkpoint.h"
@@ -244,6 +245,92 @@ TEST(EvalCli, RunsEachTaskAndReportsBadInput) {
   EXPECT_NE(read_text_file(d / "stderr").find("--batch-size must be at least 1"), std::string::npos);
   EXPECT_NE(run("perplexity" + model), 0);
   EXPECT_NE(read_text_file(d / "stderr").find("unknown eval task 'perplexity'"), std::string::npos);
+}
+
+TEST(EvalSuite, ReadsTheShippedSuites) {
+  const fs::path recipes = fs::path(DSALIGN_SOURCE_DIR) / "recipes/eval";
+  const EvalSuite quick = read_eval_suite(recipes / "quick.yaml");
+  EXPECT_EQ(quick.name, "quick");
+  ASSERT_EQ(quick.tasks.size(), 7u);
+  for (const SuiteTask& t : quick.tasks) EXPECT_TRUE(fs::is_regular_file(t.data)) << t.name;
+  EXPECT_EQ(quick.tasks[0].metric, "acc_mutual_info");
+  EXPECT_TRUE(quick.tasks[0].unconditional);
+  EXPECT_EQ(quick.tasks.back().gen_task, GenTaskKind::humaneval);
+  // The paper's suite reads the fetched data; without it the error says how to get it.
+  TempDir empty;
+  const char* before = std::getenv("DSALIGN_EVAL_DATA");
+  const std::string saved = before ? before : "";
+  setenv("DSALIGN_EVAL_DATA", empty.path.c_str(), 1);
+  const std::string error = error_of([&] { read_eval_suite(recipes / "deepseek-llm.yaml"); });
+  if (before) setenv("DSALIGN_EVAL_DATA", saved.c_str(), 1);
+  else unsetenv("DSALIGN_EVAL_DATA");
+  EXPECT_NE(error.find("deepseek-llm.yaml: tasks[0].data: " + (empty.path / "arc_easy.jsonl").string() + " is not a file"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("scripts/fetch_eval_data.sh"), std::string::npos) << error;
+}
+
+TEST(EvalSuite, BadSuitesNameFileAndKey) {
+  TempDir tmp;
+  tmp.write("mc.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"], \"gold\": 0}\n");
+  auto error = [&](const std::string& task) {
+    const fs::path file = tmp.write("suite.yaml", "suite: {name: s, data_dir: .}\ntasks:\n  - " + task + "\n");
+    return error_of([&] { read_eval_suite(file); });
+  };
+  EXPECT_NE(error("{name: a, method: mcq, data: mc.jsonl}").find("suite.yaml: tasks[0].method"), std::string::npos)
+      << error("{name: a, method: mcq, data: mc.jsonl}");
+  EXPECT_NE(error("{name: a, data: mc.jsonl, metric: acc_mutual_info}").find("acc_mutual_info needs unconditional: true"),
+            std::string::npos);
+  EXPECT_NE(error("{name: a, data: missing.jsonl}").find("missing.jsonl is not a file"), std::string::npos);
+  EXPECT_NE(error("{name: a, data: mc.jsonl, limt: 3}").find("limt"), std::string::npos);
+  EXPECT_NE(error("{name: a, method: gen, task: gsm8k, data: mc.jsonl, metric: acc}").find("tasks[0].metric"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { read_eval_suite(tmp.path / "nope.yaml"); }).find("nope.yaml: no such suite file"), std::string::npos);
+}
+
+TEST(EvalSuite, ShotsPrefixTheFileFirstQuestions) {
+  EvalModel m;
+  Tokenizer tok = Tokenizer::load(m.dir);
+  CausalLM model = load_model(m.dir, DecoderOptions{});
+  m.tmp.write("mc.jsonl", "{\"query\": \"Q: 1 + 1?\\nA:\", \"choices\": [\"2\", \"3\"], \"gold\": 0}\n"
+                          "{\"query\": \"Q: 2 + 2?\\nA:\", \"choices\": [\"4\", \"5\", \"6\"], \"gold\": 0}\n"
+                          "{\"query\": \"Q: 3 + 3?\\nA:\", \"choices\": [\"5\", \"6\"], \"gold\": 1}\n");
+  const fs::path file = m.tmp.write("suite.yaml", "suite: {data_dir: .}\ntasks:\n  - {name: sums, data: mc.jsonl, shots: 1, metric: acc_norm}\n");
+  SuiteRunOptions run;
+  run.progress = false;
+  const std::vector<SuiteTaskResult> results = run_eval_suite(model, tok, read_eval_suite(file), run);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].examples, 2);
+  std::vector<McQuestion> expected = read_mc_questions(m.tmp.path / "mc.jsonl", 0);
+  expected.erase(expected.begin());
+  for (McQuestion& q : expected) q.query = "Q: 1 + 1?\nA: 2\n\n" + q.query;
+  ScoringOptions scoring;
+  scoring.progress = false;
+  const McReport direct = run_multiple_choice(model, tok, expected, false, scoring);
+  EXPECT_DOUBLE_EQ(results[0].value, direct.acc_norm.mean);
+  EXPECT_DOUBLE_EQ(results[0].metrics.at("acc"), direct.acc.mean);
+}
+
+TEST(EvalSuite, RunsFromTheCommandLine) {
+  EvalModel m;
+  const fs::path& d = m.tmp.path;
+  m.tmp.write("mc.jsonl", "{\"query\": \"Pick one:\", \"choices\": [\"yes\", \"no\"], \"gold\": 1}\n");
+  m.tmp.write("docs.jsonl", "{\"text\": \"A short document.\"}\n");
+  m.tmp.write("gsm8k.jsonl", "{\"prompt\": \"Question: 2 + 2?\\nAnswer:\", \"answer\": \"4\"}\n");
+  m.tmp.write("suite.yaml", "suite: {name: mine, data_dir: ., batch_size: 2}\ntasks:\n"
+                            "  - {name: choice, method: mc, data: mc.jsonl, unconditional: true, metric: acc_mutual_info}\n"
+                            "  - {name: text, method: bpb, data: docs.jsonl}\n"
+                            "  - {name: sums, method: gen, task: gsm8k, data: gsm8k.jsonl, max_new_tokens: 4}\n");
+  const std::string command = std::string(DSALIGN_CLI) + " eval suite " + (d / "suite.yaml").string() + " --model " +
+                              m.dir.string() + " --out " + (d / "suite.jsonl").string() + " > " + (d / "stdout").string() +
+                              " 2> " + (d / "stderr").string();
+  ASSERT_EQ(std::system(command.c_str()), 0) << read_text_file(d / "stderr");
+  const std::string table = read_text_file(d / "stdout");
+  for (const char* row : {"| choice | mc | 1 | acc_mutual_info |", "| text | bpb | 1 | bits_per_byte |", "| sums | gsm8k | 1 | exact_match |"})
+    EXPECT_NE(table.find(row), std::string::npos) << table;
+  const std::string report = read_text_file(d / "suite.jsonl");
+  EXPECT_NE(report.find("\"task\":\"text\""), std::string::npos) << report;
+  EXPECT_NE(report.find("\"word_perplexity\":"), std::string::npos) << report;
 }
 
 }  // namespace
