@@ -30,12 +30,15 @@ struct ScoredFlags {
         ("dtype", po::value(&dtype), "fp32 | bf16 (default: bf16 on CUDA, fp32 on CPU)")
         ("batch-size", po::value(&scoring.batch_size)->default_value(scoring.batch_size), "sequences per forward")
         ("max-length", po::value(&scoring.max_length)->default_value(0), "tokens the model reads (0: its max_position_embeddings)")
+        ("share-context-from", po::value(&scoring.min_shared_context)->default_value(scoring.min_shared_context),
+         "choices whose common context has this many tokens or more are scored in one row (0: never)")
         ("limit", po::value(&limit)->default_value(0), "the first N records only (0: all)")
         ("out", po::value(&out)->default_value(out), "the report (JSONL), written whole at the end");
   }
   void validate() const {
     if (scoring.batch_size < 1) fail("--batch-size must be at least 1, got ", scoring.batch_size);
     if (scoring.max_length < 0) fail("--max-length must be 0 or positive, got ", scoring.max_length);
+    if (scoring.min_shared_context < 0) fail("--share-context-from must be 0 (never) or positive, got ", scoring.min_shared_context);
     if (limit < 0) fail("--limit must be 0 or positive, got ", limit);
   }
 };

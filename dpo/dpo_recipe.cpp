@@ -50,6 +50,11 @@ DpoRecipe parse_dpo_recipe(const RecipeFile& recipe) {
   r.reference.cache_dir = cache.empty() ? fs::path() : resolve_recipe_path(base, cache);
   reference.finish();
   dpo.finish();
+  YamlReader monitor = root.child("monitor");
+  const bool with_eval = monitor.has("eval");
+  YamlReader eval = monitor.child("eval");
+  if (with_eval) r.eval = parse_eval_monitor_config(eval, base);
+  monitor.finish();
   YamlReader dist = root.child("dist");
   r.dist = parse_dist_config(dist);
   root.finish();
@@ -61,6 +66,7 @@ std::string resolved_dpo_recipe_yaml(const DpoRecipe& r, const RecipeFile& recip
   write_absolute_paths(root, r.run, r.model, r.data);
   root["dpo"]["reference"]["path"] = fs::absolute(r.reference.path).string();
   if (!r.reference.cache_dir.empty()) root["dpo"]["reference"]["cache_dir"] = fs::absolute(r.reference.cache_dir).string();
+  if (r.eval) root["monitor"]["eval"]["suite"] = fs::absolute(r.eval->suite.file).string();
   YAML::Emitter out;
   out << root;
   return std::string(out.c_str()) + "\n";

@@ -12,10 +12,14 @@
 //       path: ""               # default: model.path
 //       batch_size: 0          # rows per reference forward when precomputing; 0 = train.micro_batch_size
 //       cache_dir: ""          # precomputed log-probs; default ~/.cache/dsalign/reference_logps
+//
+// and optionally `monitor.eval` (eval/eval_monitor.h): a suite run on the policy during training.
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 
+#include "eval/eval_monitor.h"
 #include "dpo/dpo_loss.h"
 #include "train/recipe_file.h"
 #include "train/recipe_sections.h"
@@ -39,6 +43,7 @@ struct DpoRecipe {
   DistConfig dist;  // how the run spreads over ranks
   DpoLossConfig loss;
   ReferenceSection reference;
+  std::optional<EvalMonitorConfig> eval;  // monitor.eval
 };
 
 DpoRecipe parse_dpo_recipe(const RecipeFile& recipe);

@@ -194,7 +194,7 @@ TrainedStep train_step(CausalLM& model, DataParallel& dp, const StepPairs& sp, c
 
 DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string& resume, const Dist& dist) {
   // --- setup ---
-  TrainerRun run({r.run, r.train, r.dist, resolved_dpo_recipe_yaml(r, file), file.path, {}, resume}, dist);
+  TrainerRun run({r.run, r.train, r.dist, resolved_dpo_recipe_yaml(r, file), file.path, {"eval"}, resume}, dist);
   const fs::path policy_dir = resolve_model_dir(r.model.path, "model.path");
   Tokenizer tokenizer = Tokenizer::load(policy_dir);
   ChatFormat format = resolve_chat_format(r.data.chat_template, tokenizer);
@@ -232,6 +232,13 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
     outcome.first_validation_accuracy = record["val_rewards/accuracy"];
   }
 
+  int64_t last_eval_step = -1;
+  auto evaluate = [&] {
+    last_eval_step = run.step();
+    run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), r.run.output_dir, dist.is_main());
+  };
+  if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
+
   // --- train ---
   const TrainingState start = run.state();
   for (int64_t epoch = start.epoch; epoch < r.data.epochs && run.step() < total_steps; ++epoch) {
@@ -258,6 +265,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       outcome.last_loss = sums.loss;
       if (outcome.first_accuracy < 0) outcome.first_accuracy = accuracy;
       outcome.last_accuracy = accuracy;
+      if (r.eval && eval_due(*r.eval, run.step(), total_steps)) evaluate();
     }
   }
   outcome.steps = run.step();
@@ -273,6 +281,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
                    static_cast<long long>(v.pairs), v.loss, outcome.validation_accuracy,
                    v.margin / static_cast<double>(std::max<int64_t>(v.pairs, 1)));
   }
+  if (r.eval && r.eval->at_end && last_eval_step != run.step()) evaluate();
   outcome.final_dir = run.finish();
   return outcome;
 }

@@ -37,16 +37,17 @@ int32_t prefix_token(const Tokenizer& tokenizer);
 TokenizedRequest tokenize_request(const Tokenizer& tokenizer, const LoglikRequest& request);
 
 // Scores every request (no gradients); results in input order. Requests that share a context of
-// at least `min_shared_context` tokens (the choices of a few-shot question) and fit the model
-// whole are one row: the context is run once, each continuation after it sees only the context
-// and itself (an attention mask), with positions as if it were alone. Shorter contexts are cheaper
-// to repeat: the explicit mask takes attention off its causal fast path (on a tiny model with
-// 48-token contexts, sharing from 16 tokens made `eval mc` 1.6x slower). Rows go in batches of up
-// to `batch_size`, longest first; logits are computed only where a continuation token is
-// predicted. `on_progress(done)` after each batch.
+// at least `min_shared_context` tokens (the choices of a question) and fit the model whole are one
+// row: the context is run once, each continuation after it sees only the context and itself (an
+// attention mask), with positions as if it were alone. Measured on CPU with a 6-layer, 512-wide
+// model: 1.8x faster on MMLU 5-shot, 1.6x on HellaSwag, 1.3x on 0-shot ARC (25-token contexts);
+// only on a toy 2-layer, 64-wide model, where the mask's overhead (attention off its causal fast
+// path) outweighs the work saved, was it slower (1.2x), hence the default of 16 tokens. Rows go in
+// batches of up to `batch_size`, longest first; logits are computed only where a continuation
+// token is predicted. `on_progress(done)` after each batch.
 std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<TokenizedRequest>& requests,
                                          int64_t max_length, int64_t batch_size,
                                          const std::function<void(int64_t)>& on_progress = {},
-                                         int64_t min_shared_context = 256);
+                                         int64_t min_shared_context = 16);
 
 }  // namespace dsalign

@@ -1,5 +1,6 @@
 #include "eval/scored_tasks.h"
 
+#include <cstdint>
 #include <optional>
 
 #include "util/progress.h"
@@ -13,7 +14,8 @@ std::vector<LoglikResult> score_with_progress(CausalLM& model, const std::vector
   std::vector<LoglikResult> out = score_requests(model, requests, scoring_length(model, options), options.batch_size,
                                                  [&](int64_t done) {
                                                    if (progress) progress->update(done);
-                                                 });
+                                                 },
+                                                 options.min_shared_context > 0 ? options.min_shared_context : INT64_MAX);
   if (progress) progress->finish();
   return out;
 }

@@ -14,6 +14,9 @@ struct ScoringOptions {
   int64_t max_length = 0;  // tokens the model reads (0: the model's max_position_embeddings)
   int64_t batch_size = 16;
   bool progress = true;     // a progress line on stderr
+  // Choices whose shared context has at least this many tokens are scored in one row (0: never;
+  // score_requests).
+  int64_t min_shared_context = 16;
 };
 
 // score_requests with `options` and, if asked, a progress line labelled `label`.

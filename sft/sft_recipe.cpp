@@ -24,6 +24,9 @@ SftRecipe parse_sft_recipe(const RecipeFile& recipe) {
   const bool with_repetition = monitor.has("repetition");
   YamlReader repetition = monitor.child("repetition");
   if (with_repetition) r.repetition = parse_repetition_eval_config(repetition, base);
+  const bool with_eval = monitor.has("eval");
+  YamlReader eval = monitor.child("eval");
+  if (with_eval) r.eval = parse_eval_monitor_config(eval, base);
   monitor.finish();
   YamlReader dist = root.child("dist");
   r.dist = parse_dist_config(dist);
@@ -35,6 +38,7 @@ std::string resolved_recipe_yaml(const SftRecipe& r, const RecipeFile& recipe) {
   YAML::Node root = YAML::Clone(recipe.root);
   write_absolute_paths(root, r.run, r.model, r.data);
   if (r.repetition) root["monitor"]["repetition"]["prompts"] = std::filesystem::absolute(r.repetition->prompts).string();
+  if (r.eval) root["monitor"]["eval"]["suite"] = std::filesystem::absolute(r.eval->suite.file).string();
   YAML::Emitter out;
   out << root;
   return std::string(out.c_str()) + "\n";

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "data/data_config.h"
+#include "eval/eval_monitor.h"
 #include "eval/repetition.h"
 #include "train/recipe_file.h"
 #include "train/recipe_sections.h"
@@ -22,6 +23,7 @@ struct SftRecipe {
   TrainConfig train;
   DistConfig dist;  // how the run spreads over ranks
   std::optional<RepetitionEvalConfig> repetition;  // monitor.repetition
+  std::optional<EvalMonitorConfig> eval;           // monitor.eval
 };
 
 // Relative paths (model.path, data sources, run.output_dir, monitor prompts) resolve against the recipe's folder.

@@ -172,7 +172,7 @@ StepSums forward_backward(CausalLM& model, DataParallel& dp, const Dist& dist, c
 
 SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string& resume, const Dist& dist) {
   // --- setup ---
-  TrainerRun run({r.run, r.train, r.dist, resolved_recipe_yaml(r, file), file.path, {"repetition"}, resume}, dist);
+  TrainerRun run({r.run, r.train, r.dist, resolved_recipe_yaml(r, file), file.path, {"repetition", "eval"}, resume}, dist);
   const fs::path out = r.run.output_dir;
   const fs::path model_dir = resolve_model_dir(r.model.path, "model.path");
   Tokenizer tokenizer = Tokenizer::load(model_dir);
@@ -206,6 +206,12 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     if (dist.is_main()) log_repetition(*run.metrics(), step, result, report);
   };
   if (r.repetition && r.repetition->at_start && run.step() == 0) measure();
+  int64_t last_eval_step = -1;
+  auto evaluate = [&] {
+    last_eval_step = run.step();
+    run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), out, dist.is_main());
+  };
+  if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
 
   // --- train ---
   const TrainingState start = run.state();
@@ -240,6 +246,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
         if (::isatty(STDERR_FILENO) && dist.is_main()) std::fprintf(stderr, "\n");
         measure();
       }
+      if (r.eval && eval_due(*r.eval, run.step(), total_steps)) evaluate();
     }
   }
   outcome.steps = run.step();
@@ -247,6 +254,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   outcome.validation_loss = validation_loss(model, data, r, pad_id, dist);
   if (outcome.validation_loss >= 0 && run.metrics()) run.metrics()->write({{"step", run.step()}, {"val_loss", outcome.validation_loss}});
   if (r.repetition && r.repetition->at_end && last_repetition_step != run.step()) measure();
+  if (r.eval && r.eval->at_end && last_eval_step != run.step()) evaluate();
   outcome.final_dir = run.finish();
   return outcome;
 }

@@ -92,6 +92,19 @@ TEST(Dpo, TrainsWithLiveReferenceAndLogsTrlMetrics) {
   EXPECT_EQ(exported->config.vocab_size, model_preset("tiny-coder")->vocab_size);
 }
 
+// monitor.eval in a DPO recipe: the suite at the end only (at_start: false).
+TEST(Dpo, EvalMonitorLogsTheSuite) {
+  DpoFixture f;
+  f.tmp.write("mc.jsonl", "{\"query\": \"Greet Bob.\", \"choices\": [\"Hello, Bob!\", \"Bye.\"], \"gold\": 0}\n");
+  f.tmp.write("suite.yaml", "suite: {data_dir: .}\ntasks:\n  - {name: greet, method: mc, data: mc.jsonl}\n");
+  f.run({"train.max_steps=2", "monitor.eval.suite=suite.yaml", "monitor.eval.at_start=false"});
+  std::vector<int64_t> steps;
+  for (const auto& r : f.metrics())
+    if (r.contains("eval/greet/acc")) steps.push_back(r["step"]);
+  EXPECT_EQ(steps, std::vector<int64_t>{2});
+  EXPECT_TRUE(fs::exists(f.tmp.path / "run" / "eval" / "step_2.jsonl"));
+}
+
 // Precomputed reference: the same losses as live, the reference not resident, and the cache
 // written once and then reused.
 TEST(Dpo, PrecomputedReferenceMatchesLiveAndIsCached) {

@@ -85,6 +85,34 @@ TEST(Sft, TrainsExportsAndIsDeterministic) {
   EXPECT_EQ(first, second);
 }
 
+// monitor.eval: the suite at the start, every N steps and at the end, into metrics.jsonl as
+// eval/<task>/<metric> and eval/step_<N>.jsonl; a missing suite stops the run before training.
+TEST(Sft, EvalMonitorLogsTheSuite) {
+  SftFixture f;
+  std::ofstream(f.dir / "mc.jsonl") << R"({"query": "Greet Bob.", "choices": ["Hello, Bob!", "Bye."], "gold": 0})" << "\n"
+                                    << R"({"query": "Greet Dan.", "choices": ["No.", "Hello, Dan!"], "gold": 1})" << "\n";
+  std::ofstream(f.dir / "gsm8k.jsonl") << R"({"prompt": "Question: 1 + 1?\nAnswer:", "answer": "2"})" << "\n";
+  std::ofstream(f.dir / "suite.yaml") << "suite: {name: mine, data_dir: .}\ntasks:\n"
+                                         "  - {name: greet, method: mc, data: mc.jsonl}\n"
+                                         "  - {name: sums, method: gen, task: gsm8k, data: gsm8k.jsonl, max_new_tokens: 4}\n";
+  f.run({"train.max_steps=6", "monitor.eval.suite=suite.yaml", "monitor.eval.every_steps=3"});
+  std::vector<int64_t> steps;
+  std::ifstream metrics(f.dir / "run" / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (!j.contains("eval/greet/acc")) continue;
+    steps.push_back(j["step"]);
+    EXPECT_TRUE(j.contains("eval/greet/acc_norm") && j.contains("eval/sums/exact_match") && j.contains("eval_seconds")) << line;
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 3, 6}));
+  EXPECT_NE(read_text_file(f.dir / "run" / "eval" / "step_3.jsonl").find("\"task\":\"sums\""), std::string::npos);
+  RecipeFile recorded = load_recipe(f.dir / "run" / "config.yaml", {});
+  EXPECT_EQ(recorded.root["monitor"]["eval"]["suite"].as<std::string>(), (f.dir / "suite.yaml").string());
+  const std::string error = error_of([&] { f.run({"run.overwrite=true", "monitor.eval.suite=missing.yaml"}); });
+  EXPECT_NE(error.find("monitor.eval.suite: " + (f.dir / "missing.yaml").string() + ": no such suite file"), std::string::npos)
+      << error;
+}
+
 TEST(Sft, RefusesAnExistingRunAndBadRecipes) {
   SftFixture f;
   f.run({"train.max_steps=2"});
@@ -278,6 +306,25 @@ TEST(Sft, RepetitionRatioFallsAfterTraining) {
     EXPECT_EQ(tokenizer.decode({static_cast<int32_t>(logits[0][-1].argmax().item<int64_t>())}), "\n") << "response " << i;
   }
   EXPECT_GE(terminated, 6) << "most answers end their turn";
+
+  // The base model's own 512-token answers (issue 13's real generations): those that do not end
+  // their turn loop, and every one is counted (how many by the loop rule alone is printed).
+  Tokenizer base_tokenizer = Tokenizer::load(tmp.path / "pretrain" / "final");
+  CausalLM base = load_model(tmp.path / "pretrain" / "final", DecoderOptions{});
+  auto base_answers = generate_greedy(base, chat_prompt_ids(base_tokenizer, ChatFormat::deepseek_coder, prompts),
+                                      chat_generation_options(base_tokenizer, ChatFormat::deepseek_coder, 512, 8));
+  int unterminated = 0, caught = 0, loops = 0;
+  for (const Generation& g : base_answers) {
+    if (g.terminated) continue;
+    ++unterminated;
+    auto r = find_repetition(g.tokens, false, RepetitionRule{});
+    if (!r) ADD_FAILURE() << "a base-model answer that runs to the limit is not counted: " << base_tokenizer.decode(g.tokens);
+    caught += r.has_value();
+    loops += r && r->kind == Repetition::Kind::loop;
+  }
+  EXPECT_GE(unterminated, 6) << "the base model answers by looping";
+  std::cout << "quickstart base model, 8 held-out prompts, 512 tokens: " << unterminated << " run to the limit, " << caught
+            << " counted repetitive (" << loops << " by the loop rule only)\n";
 }
 
 // --resume names a directory that is not a complete checkpoint: a one-line error, no training.
