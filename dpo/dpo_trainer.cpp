@@ -235,7 +235,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   int64_t last_eval_step = -1;
   auto evaluate = [&] {
     last_eval_step = run.step();
-    run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), r.run.output_dir, dist.is_main());
+    run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), r.run.output_dir, dist);
   };
   if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
 

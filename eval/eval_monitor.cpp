@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "dist/dist.h"
 #include "train/recipe_sections.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -33,11 +34,13 @@ bool eval_due(const EvalMonitorConfig& config, int64_t step, int64_t total_steps
 }
 
 void run_eval_monitor(CausalLM& model, const Tokenizer& tokenizer, const EvalMonitorConfig& config, int64_t step,
-                      std::optional<MetricsLog>& metrics, const std::filesystem::path& out_dir, bool main_rank) {
+                      std::optional<MetricsLog>& metrics, const std::filesystem::path& out_dir, const Dist& dist) {
+  const bool main_rank = dist.is_main();
   const auto start = std::chrono::steady_clock::now();
   SuiteRunOptions options;
   options.limit = config.limit;
   options.progress = main_rank;
+  options.dist = &dist;
   const std::vector<SuiteTaskResult> results = run_eval_suite(model, tokenizer, config.suite, options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!main_rank) return;

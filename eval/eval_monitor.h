@@ -5,8 +5,9 @@
 //   monitor:
 //     eval: {suite: ../eval/quick.yaml, every_steps: 100, at_start: true, at_end: true, limit: 0}
 //
-// With several ranks every rank runs the whole suite (they hold the same model; sharded units
-// gather in lockstep), and rank 0 writes the results.
+// With several ranks each rank takes every world_size-th example of each task (sharded units
+// gather in lockstep: a rank with fewer batches runs fillers), the results are gathered, and
+// rank 0 writes them.
 #pragma once
 #include <filesystem>
 #include <optional>
@@ -18,6 +19,8 @@
 #include "util/yaml_reader.h"
 
 namespace dsalign {
+
+class Dist;
 
 struct EvalMonitorConfig {
   EvalSuite suite;
@@ -34,9 +37,9 @@ EvalMonitorConfig parse_eval_monitor_config(YamlReader& reader, const std::files
 // Whether the monitor runs after `step` of `total_steps` (the end is at_end's).
 bool eval_due(const EvalMonitorConfig& config, int64_t step, int64_t total_steps);
 
-// Runs the suite and, on the main rank, logs it to `metrics` (if any) and writes
-// `out_dir`/eval/step_<step>.jsonl.
+// Runs the suite over the ranks of `dist` and, on the main rank, logs it to `metrics` (if any) and
+// writes `out_dir`/eval/step_<step>.jsonl.
 void run_eval_monitor(CausalLM& model, const Tokenizer& tokenizer, const EvalMonitorConfig& config, int64_t step,
-                      std::optional<MetricsLog>& metrics, const std::filesystem::path& out_dir, bool main_rank);
+                      std::optional<MetricsLog>& metrics, const std::filesystem::path& out_dir, const Dist& dist);
 
 }  // namespace dsalign

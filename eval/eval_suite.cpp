@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
+#include "dist/dist.h"
 #include "eval/scored_tasks.h"
 #include "train/recipe_file.h"
 #include "util/error.h"
@@ -118,6 +120,38 @@ void set_primary(SuiteTaskResult& r, const MeanStderr& value, const char* name, 
   }
 }
 
+// Every world_size-th element, from this rank's.
+template <typename T>
+std::vector<T> my_share(const std::vector<T>& all, const Dist* dist) {
+  if (!dist || dist->world_size() == 1) return all;
+  std::vector<T> mine;
+  for (size_t i = static_cast<size_t>(dist->rank()); i < all.size(); i += static_cast<size_t>(dist->world_size()))
+    mine.push_back(all[i]);
+  return mine;
+}
+
+// Per-example result rows of this rank's share (in share order) -> every rank's, in example order.
+std::vector<std::vector<double>> gather_rows(const std::vector<std::vector<double>>& mine, const Dist* dist) {
+  if (!dist || dist->world_size() == 1) return mine;
+  const auto world = static_cast<size_t>(dist->world_size());
+  std::vector<std::vector<std::vector<double>>> parts;
+  for (const std::string& text : dist->all_gather_strings(nlohmann::json(mine).dump(), "eval results"))
+    parts.push_back(nlohmann::json::parse(text).get<std::vector<std::vector<double>>>());
+  std::vector<std::vector<double>> all;
+  for (size_t i = 0;; ++i) {
+    const std::vector<std::vector<double>>& part = parts[i % world];
+    if (i / world >= part.size()) break;
+    all.push_back(part[i / world]);
+  }
+  return all;
+}
+
+std::vector<double> column(const std::vector<std::vector<double>>& rows, size_t c) {
+  std::vector<double> out;
+  for (const auto& r : rows) out.push_back(r[c]);
+  return out;
+}
+
 SuiteTaskResult run_task(CausalLM& model, const Tokenizer& tokenizer, const EvalSuite& suite, const SuiteTask& t,
                          const SuiteRunOptions& options) {
   SuiteTaskResult r;
@@ -130,18 +164,30 @@ SuiteTaskResult run_task(CausalLM& model, const Tokenizer& tokenizer, const Eval
   scoring.batch_size = suite.batch_size;
   scoring.max_length = suite.max_length;
   scoring.progress = options.progress;
+  std::vector<std::vector<double>> rows;  // per example of this rank's share
   if (t.method == SuiteMethod::mc) {
     const auto questions = with_shots(read_mc_questions(t.data, limit > 0 ? limit + t.shots : 0), t);
-    const McReport report = run_multiple_choice(model, tokenizer, questions, t.unconditional, scoring);
-    r.examples = static_cast<int64_t>(questions.size());
-    set_primary(r, report.acc, "acc", t.metric);
-    set_primary(r, report.acc_norm, "acc_norm", t.metric);
-    set_primary(r, report.acc_bytes, "acc_bytes", t.metric);
-    if (t.unconditional) set_primary(r, report.acc_mutual_info, "acc_mutual_info", t.metric);
+    const McReport report = run_multiple_choice(model, tokenizer, my_share(questions, options.dist), t.unconditional, scoring);
+    for (const McResult& q : report.questions)
+      rows.push_back({q.scores.acc, q.scores.acc_norm, q.scores.acc_bytes, q.scores.acc_mutual_info.value_or(0.0)});
+    rows = gather_rows(rows, options.dist);
+    r.examples = static_cast<int64_t>(rows.size());
+    set_primary(r, mean_stderr(column(rows, 0)), "acc", t.metric);
+    set_primary(r, mean_stderr(column(rows, 1)), "acc_norm", t.metric);
+    set_primary(r, mean_stderr(column(rows, 2)), "acc_bytes", t.metric);
+    if (t.unconditional) set_primary(r, mean_stderr(column(rows, 3)), "acc_mutual_info", t.metric);
   } else if (t.method == SuiteMethod::bpb) {
     const std::vector<std::string> documents = read_documents(t.data, limit);
-    const PerplexityTotals totals = run_bits_per_byte(model, tokenizer, documents, scoring).totals;
-    r.examples = static_cast<int64_t>(documents.size());
+    for (const BpbDocument& d : run_bits_per_byte(model, tokenizer, my_share(documents, options.dist), scoring).documents)
+      rows.push_back({d.loglik, static_cast<double>(d.bytes), static_cast<double>(d.words)});
+    rows = gather_rows(rows, options.dist);
+    PerplexityTotals totals;
+    for (const auto& d : rows) {
+      totals.loglik += d[0];
+      totals.bytes += static_cast<int64_t>(d[1]);
+      totals.words += static_cast<int64_t>(d[2]);
+    }
+    r.examples = static_cast<int64_t>(rows.size());
     r.metrics = {{"bits_per_byte", totals.bits_per_byte()},
                  {"byte_perplexity", totals.byte_perplexity()},
                  {"word_perplexity", totals.word_perplexity()}};
@@ -154,13 +200,15 @@ SuiteTaskResult run_task(CausalLM& model, const Tokenizer& tokenizer, const Eval
     gen.max_length = suite.max_length;
     gen.progress = options.progress;
     gen.python = options.python;
-    const GenReport report = run_generation_task(model, tokenizer, t.gen_task, problems, gen);
-    r.examples = static_cast<int64_t>(problems.size());
+    const GenReport report = run_generation_task(model, tokenizer, t.gen_task, my_share(problems, options.dist), gen);
+    for (const GenSample& s : report.samples) rows.push_back({s.correct ? 1.0 : 0.0, s.correct_flexible ? 1.0 : 0.0});
+    rows = gather_rows(rows, options.dist);
+    r.examples = static_cast<int64_t>(rows.size());
     if (t.gen_task == GenTaskKind::humaneval) {
-      set_primary(r, report.pass_at_1, "pass@1", t.metric);
+      set_primary(r, mean_stderr(column(rows, 0)), "pass@1", t.metric);
     } else {
-      set_primary(r, report.exact_match, "exact_match", t.metric);
-      set_primary(r, report.exact_match_flexible, "exact_match_flexible", t.metric);
+      set_primary(r, mean_stderr(column(rows, 0)), "exact_match", t.metric);
+      set_primary(r, mean_stderr(column(rows, 1)), "exact_match_flexible", t.metric);
     }
   }
   return r;

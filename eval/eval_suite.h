@@ -31,6 +31,8 @@
 
 namespace dsalign {
 
+class Dist;
+
 enum class SuiteMethod { mc, bpb, gen };
 
 struct SuiteTask {
@@ -67,6 +69,9 @@ struct SuiteRunOptions {
   int64_t limit = 0;  // > 0: at most this many examples per task (after the shots)
   bool progress = true;
   std::string python = "python3";  // humaneval
+  // Several ranks: each takes every world_size-th example of each task and the per-example
+  // results are gathered, so every rank returns the whole suite's numbers.
+  const Dist* dist = nullptr;
 };
 
 std::vector<SuiteTaskResult> run_eval_suite(CausalLM& model, const Tokenizer& tokenizer, const EvalSuite& suite,

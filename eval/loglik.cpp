@@ -142,18 +142,26 @@ std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<Toke
   }
   std::vector<ScoringRow> rows = scoring_rows(requests, max_length, min_shared_context);
   std::stable_sort(rows.begin(), rows.end(), [](const ScoringRow& a, const ScoringRow& b) { return a.tokens.size() > b.tokens.size(); });
+  // With sharded units every rank gathers each unit for every forward, so all ranks run the same
+  // number of batches: a rank out of rows scores a one-token filler row and drops its result.
+  const auto per_batch = static_cast<size_t>(batch_size);
+  const int64_t batches = static_cast<int64_t>((rows.size() + per_batch - 1) / per_batch);
+  const std::vector<ScoringRow> filler = {ScoringRow{{0}, {0}, {-1}, 0, {{0, 0, requests.size()}}}};
   int64_t done = 0;
-  for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(batch_size)) {
-    const size_t end = std::min(rows.size(), start + static_cast<size_t>(batch_size));
+  for (int64_t turn = 0, turns = model->turns_in_lockstep(batches); turn < turns; ++turn) {
+    const bool real = turn < batches;
+    const std::vector<ScoringRow>& batch_rows = real ? rows : filler;
+    const size_t start = real ? static_cast<size_t>(turn) * per_batch : 0;
+    const size_t end = real ? std::min(rows.size(), start + per_batch) : 1;
     const auto B = static_cast<int64_t>(end - start);
-    const auto T = static_cast<int64_t>(rows[start].tokens.size());  // longest first
+    const auto T = static_cast<int64_t>(batch_rows[start].tokens.size());  // longest first
     bool shared_rows = false;
-    for (size_t r = start; r < end; ++r) shared_rows = shared_rows || rows[r].next_segment > 0;
+    for (size_t r = start; r < end; ++r) shared_rows = shared_rows || batch_rows[r].next_segment > 0;
     torch::Tensor ids = torch::zeros({B, T}, torch::kInt64), positions = torch::zeros({B, T}, torch::kInt64);
     std::vector<int64_t> where, want;
     std::vector<size_t> owner;
     for (int64_t b = 0; b < B; ++b) {
-      const ScoringRow& row = rows[start + static_cast<size_t>(b)];
+      const ScoringRow& row = batch_rows[start + static_cast<size_t>(b)];
       std::copy(row.tokens.begin(), row.tokens.end(), ids[b].data_ptr<int64_t>());
       std::copy(row.positions.begin(), row.positions.end(), positions[b].data_ptr<int64_t>());
       for (const ScoringRow::Target& t : row.targets) {
@@ -166,7 +174,7 @@ std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<Toke
     torch::Tensor want_t = torch::tensor(want, torch::kInt64).to(device);
     DecoderInput input{ids.to(device), positions.to(device)};
     // Batches without a shared row stay plain causal rows (attention's fast path).
-    if (shared_rows) input.attention_mask = segment_mask(rows, start, end, T).to(device);
+    if (shared_rows) input.attention_mask = segment_mask(batch_rows, start, end, T).to(device);
     torch::Tensor scored = model->head(model->trunk(input), [&](const torch::Tensor& normed, const torch::Tensor& w) {
       torch::Tensor h = normed.reshape({-1, normed.size(-1)}).index_select(0, where_t);
       torch::Tensor logp = torch::log_softmax(torch::nn::functional::linear(h, w).to(torch::kFloat32), -1);
@@ -176,6 +184,7 @@ std::vector<LoglikResult> score_requests(CausalLM& model, const std::vector<Toke
     });
     torch::Tensor host = scored.to(torch::kCPU, torch::kFloat64).contiguous();
     const double* v = host.data_ptr<double>();
+    if (!real) continue;
     std::set<size_t> finished;
     for (size_t k = 0; k < owner.size(); ++k) {
       LoglikResult& r = results[owner[k]];

@@ -26,7 +26,10 @@ namespace dsalign {
 namespace {
 
 constexpr size_t kOutputKept = 4096;
-constexpr uid_t kFirstUid = 65533;  // worker w runs as kFirstUid - w (as root)
+// As root, worker w of a dsalign process runs as kFirstUid - 64 * (pid % 128) - w: the process
+// limit counts per uid, so sandboxes of two processes on one machine do not share one.
+constexpr uid_t kFirstUid = 65533;
+constexpr int64_t kUidsPerProcess = 64;
 
 // What a sandbox's first child reports when it cannot set the sandbox up: the stage and errno.
 enum Stage : int { kSetsid, kUnshare, kUidMap, kPrivateMounts, kTmpfs, kWriteProgram, kFork, kDropUid, kRlimits, kExec };
@@ -269,7 +272,7 @@ std::vector<SandboxResult> run_python_sandboxed(const std::string& python, const
       r.index = next++;
       r.worker = std::find(worker_busy.begin(), worker_busy.end(), false) - worker_busy.begin();
       plan.program = programs[r.index];
-      plan.uid = kFirstUid - static_cast<uid_t>(r.worker);
+      plan.uid = kFirstUid - static_cast<uid_t>(kUidsPerProcess * (getpid() % 128) + r.worker % kUidsPerProcess);
       int out[2], err[2];
       if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC | O_NONBLOCK) < 0) {
         kill_all();

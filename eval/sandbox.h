@@ -3,8 +3,8 @@
 //   - new network, PID, mount and IPC namespaces (a user namespace too when not root): no
 //     network but a loopback that is down; every process the program starts dies with it;
 //   - a private tmpfs (64 MiB) over /tmp, where the program runs, gone when it ends;
-//   - as root, an unprivileged uid per worker (65533 down), so the process limit bites and
-//     nothing outside /tmp is writable;
+//   - as root, an unprivileged uid per worker and dsalign process (57342..65533), so the process
+//     limit bites and nothing outside /tmp is writable;
 //   - rlimits: CPU seconds, address space, processes, file size, open files, no core files;
 //   - a wall-clock limit, after which the whole tree is killed.
 // Where the namespaces cannot be made (a container without the privilege), nothing runs: an error

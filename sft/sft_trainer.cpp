@@ -209,7 +209,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   int64_t last_eval_step = -1;
   auto evaluate = [&] {
     last_eval_step = run.step();
-    run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), out, dist.is_main());
+    run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), out, dist);
   };
   if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
 

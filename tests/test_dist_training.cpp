@@ -78,7 +78,14 @@ struct DistFixture {
                        " log_every: 1, max_steps: 6, checkpoint_every_steps: 2, keep_last: 10}\n"
                        "monitor: {repetition: {prompts: " +
                            (fs::path(DSALIGN_SOURCE_DIR) / "recipes/quickstart/data/heldout_prompts.jsonl").string() +
-                           ", max_prompts: 5, max_new_tokens: 12, batch_size: 2}}\n");
+                           ", max_prompts: 5, max_new_tokens: 12, batch_size: 2},"
+                           " eval: {suite: suite.yaml}}\n");
+    // monitor.eval: multiple choice and generation, at the start and the end, on every rank.
+    tmp.write("mc.jsonl", "{\"query\": \"Greet Bob politely.\", \"choices\": [\"Hello, Bob!\", \"Go away.\"], \"gold\": 0}\n"
+                          "{\"query\": \"Greet Eve politely.\", \"choices\": [\"No.\", \"Hello, Eve!\", \"Hi\"], \"gold\": 1}\n");
+    tmp.write("gsm8k.jsonl", "{\"prompt\": \"Question: 1 + 1?\\nAnswer:\", \"answer\": \"2\"}\n");
+    tmp.write("suite.yaml", "suite: {data_dir: .}\ntasks:\n  - {name: greet, method: mc, data: mc.jsonl}\n"
+                            "  - {name: sums, method: gen, task: gsm8k, data: gsm8k.jsonl, max_new_tokens: 4}\n");
   }
   // `dsalign sft` as one process, or under `dsalign launch` (always when nproc > 1).
   std::string sft(const std::string& out, int nproc, const std::string& extra = "", bool launcher = false) const {
@@ -228,7 +235,7 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
       ASSERT_EQ(run(f.sft(out, n, "dist.strategy=" + strategy + " " + c.overrides)), 0) << f.log(out);
       const fs::path metrics = f.tmp.path / out / "metrics.jsonl";
       for (const char* key : {"loss", "grad_norm", "val_loss", "repetition_prompts", "repetition_terminated",
-                              "repetition_repetitive"})
+                              "repetition_repetitive", "eval/greet/acc_norm", "eval/sums/exact_match_flexible"})
         expect_same_curve(metrics, f.tmp.path / "one" / "metrics.jsonl", key, out);
       expect_same_weights(f.tmp.path / out, f.tmp.path / "one", out);
       EXPECT_NE(f.log(out).find("[rank 0] dist: " + std::to_string(n) + " ranks (gloo), strategy " + strategy),
