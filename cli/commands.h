@@ -16,6 +16,7 @@ int dpo_command(const Args& args);
 int run_command(const Args& args);
 int eval_command(const Args& args);
 int eval_suite_command(const Args& args);  // dsalign eval suite
+int eval_gen_command(const Args& args);    // dsalign eval gen
 int generate_command(const Args& args);
 int export_command(const Args& args);
 int launch_command(const Args& args);

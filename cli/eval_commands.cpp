@@ -1,5 +1,5 @@
 // dsalign eval <task>: repetition (chat generation), loglik, mc and bpb (scored by log-likelihood
-// with lm-evaluation-harness's rules).
+// with lm-evaluation-harness's rules); gen and suite are in eval_gen_command.cpp and eval_suite_command.cpp.
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -7,7 +7,7 @@
 #include "cli/args.h"
 #include "cli/chat_model.h"
 #include "cli/commands.h"
-#include "eval/gen_tasks.h"
+#include "cli/eval_flags.h"
 #include "eval/repetition_eval.h"
 #include "eval/scored_tasks.h"
 #include "util/error.h"
@@ -15,39 +15,6 @@
 
 namespace dsalign::cli {
 namespace {
-
-// What every scored task takes besides its data.
-struct ScoredFlags {
-  std::string model_dir, device = "cpu", dtype, out;
-  int64_t limit = 0;
-  ScoringOptions scoring;
-
-  void add_to(po::options_description& options, const std::string& default_out) {
-    out = default_out;
-    options.add_options()
-        ("model", po::value(&model_dir)->required(), "a Hugging Face directory (weights and tokenizer files)")
-        ("device", po::value(&device)->default_value(device), "cpu | cuda[:N]")
-        ("dtype", po::value(&dtype), "fp32 | bf16 (default: bf16 on CUDA, fp32 on CPU)")
-        ("batch-size", po::value(&scoring.batch_size)->default_value(scoring.batch_size), "sequences per forward")
-        ("max-length", po::value(&scoring.max_length)->default_value(0), "tokens the model reads (0: its max_position_embeddings)")
-        ("share-context-from", po::value(&scoring.min_shared_context)->default_value(scoring.min_shared_context),
-         "choices whose common context has this many tokens or more are scored in one row (0: never)")
-        ("limit", po::value(&limit)->default_value(0), "the first N records only (0: all)")
-        ("out", po::value(&out)->default_value(out), "the report (JSONL), written whole at the end");
-  }
-  void validate() const {
-    if (scoring.batch_size < 1) fail("--batch-size must be at least 1, got ", scoring.batch_size);
-    if (scoring.max_length < 0) fail("--max-length must be 0 or positive, got ", scoring.max_length);
-    if (scoring.min_shared_context < 0) fail("--share-context-from must be 0 (never) or positive, got ", scoring.min_shared_context);
-    if (limit < 0) fail("--limit must be 0 or positive, got ", limit);
-  }
-};
-
-void write_report(const std::string& out, const std::vector<nlohmann::json>& lines) {
-  std::string text;
-  for (const auto& line : lines) text += line.dump() + "\n";
-  write_file_atomic(out, text);
-}
 
 int eval_repetition(const Args& args) {
   po::options_description options("options");
@@ -230,111 +197,6 @@ int eval_bpb(const Args& args) {
   return 0;
 }
 
-int eval_gen(const Args& args) {
-  po::options_description options("options");
-  std::string task, data, task_name;
-  ScoredFlags flags;
-  GenTaskOptions gen;
-  int64_t cases = 5;
-  options.add_options()("command", po::value(&task)->required(), "gen")
-      ("data", po::value(&data)->required(), "JSONL: {\"prompt\", \"answer\"} (gsm8k, math) or {\"prompt\", \"test\", \"entry_point\"} (humaneval)")
-      ("task", po::value(&task_name)->required(), "gsm8k | math | humaneval (how answers are checked)")
-      ("max-new-tokens", po::value(&gen.max_new_tokens)->default_value(0), "tokens generated at most (0: the task's, gsm8k 512, math 1024, humaneval 512)")
-      ("stop", po::value(&gen.stop)->multitoken(), "stop strings, replacing the task's (repeat the flag)")
-      ("python", po::value(&gen.python)->default_value(gen.python), "humaneval: the Python that runs the tests")
-      ("timeout", po::value(&gen.sandbox.wall_seconds)->default_value(gen.sandbox.wall_seconds), "humaneval: seconds each program may run (wall clock; CPU time the same)")
-      ("memory-mib", po::value<int64_t>()->default_value(gen.sandbox.memory_bytes >> 20), "humaneval: address space per program, MiB")
-      ("workers", po::value(&gen.workers)->default_value(0), "humaneval: programs run at once (0: hardware threads)")
-      ("cases", po::value(&cases)->default_value(cases), "wrong answers printed after the table");
-  flags.add_to(options, "gen.jsonl");
-  flags.scoring.batch_size = 8;
-  po::positional_options_description positional;
-  positional.add("command", 1);
-  po::variables_map vm;
-  if (!parse(args, "dsalign eval gen --task gsm8k|math|humaneval --model <dir> --data <file.jsonl> [options]\n\n"
-                   "Greedy generation until EOS or a stop string, then a programmatic check, as\n"
-                   "lm-evaluation-harness's generate_until runs it: gsm8k takes the number after \"the answer is\"\n"
-                   "(exact_match; exact_match_flexible: the last number), math the normalised Minerva\n"
-                   "\"Final Answer: The final answer is X.\" (flexible: else the last \\boxed{}), humaneval runs\n"
-                   "prompt + completion + the tests in a sandbox (pass@1).\n\n"
-                   "humaneval EXECUTES MODEL-WRITTEN CODE: each program runs as its own process tree in new\n"
-                   "network, PID, mount and IPC namespaces (no network), in a private 64 MiB tmpfs, as an\n"
-                   "unprivileged uid when run as root, with CPU, memory, process, file-size and open-file limits\n"
-                   "and a wall-clock limit. Where the namespaces cannot be made it refuses to run.",
-             options, positional, vm))
-    return 0;
-  flags.validate();
-  const GenTaskKind kind = parse_gen_task(task_name);
-  if (gen.max_new_tokens < 0) fail("--max-new-tokens must be 0 or positive, got ", gen.max_new_tokens);
-  if (gen.sandbox.wall_seconds <= 0) fail("--timeout must be positive, got ", gen.sandbox.wall_seconds);
-  if (gen.workers < 0) fail("--workers must be 0 or positive, got ", gen.workers);
-  const int64_t memory_mib = vm["memory-mib"].as<int64_t>();
-  if (memory_mib < 64) fail("--memory-mib must be at least 64, got ", memory_mib);
-  gen.sandbox.memory_bytes = memory_mib << 20;
-  gen.sandbox.cpu_seconds = std::max<int64_t>(1, static_cast<int64_t>(gen.sandbox.wall_seconds + 0.999));
-  gen.batch_size = flags.scoring.batch_size;
-  gen.max_length = flags.scoring.max_length;
-  const std::vector<GenProblem> problems = read_gen_problems(data, kind == GenTaskKind::humaneval, flags.limit);
-  ChatModel m = load_chat_model(flags.model_dir, flags.device, flags.dtype, "auto");
-  const GenReport report = run_generation_task(m.model, m.tokenizer, kind, problems, gen);
-  const bool code = kind == GenTaskKind::humaneval;
-  nlohmann::json summary = {{"task", gen_task_name(kind)}, {"data", data}, {"problems", problems.size()},
-                            {"generation_seconds", report.generation_seconds}};
-  if (code) {
-    summary["pass@1"] = report.pass_at_1.mean;
-    summary["pass@1_stderr"] = report.pass_at_1.stderr_;
-    summary["execution_seconds"] = report.execution_seconds;
-  } else {
-    summary["exact_match"] = report.exact_match.mean;
-    summary["exact_match_stderr"] = report.exact_match.stderr_;
-    summary["exact_match_flexible"] = report.exact_match_flexible.mean;
-    summary["exact_match_flexible_stderr"] = report.exact_match_flexible.stderr_;
-  }
-  std::vector<nlohmann::json> lines = {summary};
-  for (size_t i = 0; i < problems.size(); ++i) {
-    const GenSample& s = report.samples[i];
-    nlohmann::json line = {{"id", problems[i].id}, {"completion", s.generated.text}, {"stopped", s.generated.stopped},
-                           {"tokens", s.generated.tokens}, {"correct", s.correct}};
-    if (code) {
-      line["outcome"] = outcome_name(s.run.outcome);
-      line["exit_code"] = s.run.exit_code;
-      if (!s.correct) line["output"] = s.run.output;
-    } else {
-      line["answer"] = s.answer;
-      line["answer_flexible"] = s.answer_flexible;
-      line["correct_flexible"] = s.correct_flexible;
-      line["gold"] = problems[i].answer;
-    }
-    lines.push_back(line);
-  }
-  write_report(flags.out, lines);
-  std::printf("| task | metric | value | stderr |\n| --- | --- | ---: | ---: |\n");
-  auto row = [&](const char* metric, const MeanStderr& v) {
-    std::printf("| %s | %s | %.4f | %.4f |\n", gen_task_name(kind), metric, v.mean, v.stderr_);
-  };
-  if (code) {
-    row("pass@1", report.pass_at_1);
-  } else {
-    row("exact_match", report.exact_match);
-    row("exact_match_flexible", report.exact_match_flexible);
-  }
-  int64_t shown = 0;
-  for (size_t i = 0; i < problems.size() && shown < cases; ++i) {
-    const GenSample& s = report.samples[i];
-    if (s.correct) continue;
-    ++shown;
-    std::string text = s.generated.text.substr(0, 160);
-    for (char& c : text)
-      if (c == '\n') c = ' ';
-    if (code) std::printf("  %s: %s, %s\n", problems[i].id.c_str(), outcome_name(s.run.outcome), text.c_str());
-    else std::printf("  %s: answered '%s', gold '%s': %s\n", problems[i].id.c_str(), s.answer.c_str(), problems[i].answer.c_str(), text.c_str());
-  }
-  std::printf("%zu problems (generation %.1f s%s); report: %s\n", problems.size(), report.generation_seconds,
-              code ? (", tests " + std::to_string(static_cast<int>(report.execution_seconds)) + " s").c_str() : "",
-              flags.out.c_str());
-  return 0;
-}
-
 }  // namespace
 
 int eval_command(const Args& args) {
@@ -343,7 +205,7 @@ int eval_command(const Args& args) {
   if (task == "loglik") return eval_loglik(args);
   if (task == "mc") return eval_mc(args);
   if (task == "bpb") return eval_bpb(args);
-  if (task == "gen") return eval_gen(args);
+  if (task == "gen") return eval_gen_command(args);
   if (task == "suite") return eval_suite_command(args);
   if (task == "-h" || task == "--help" || task.empty()) {
     std::cout << "usage: dsalign eval <task> [options]   (dsalign eval <task> --help for each)\n\n"
