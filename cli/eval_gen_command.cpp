@@ -111,9 +111,9 @@ int eval_gen_command(const Args& args) {
     if (code) std::printf("  %s: %s, %s\n", problems[i].id.c_str(), outcome_name(s.run.outcome), text.c_str());
     else std::printf("  %s: answered '%s', gold '%s': %s\n", problems[i].id.c_str(), s.answer.c_str(), problems[i].answer.c_str(), text.c_str());
   }
-  std::printf("%zu problems (generation %.1f s%s); report: %s\n", problems.size(), report.generation_seconds,
-              code ? (", tests " + std::to_string(static_cast<int>(report.execution_seconds)) + " s").c_str() : "",
-              flags.out.c_str());
+  std::printf("%zu problems (generation %.1f s", problems.size(), report.generation_seconds);
+  if (code) std::printf(", tests %.1f s", report.execution_seconds);
+  std::printf("); report: %s\n", flags.out.c_str());
   return 0;
 }
 

@@ -6,8 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "dist/dist.h"
+#include "dist/shard_plan.h"
 #include "eval/scored_tasks.h"
 #include "train/recipe_file.h"
+#include "train/recipe_sections.h"
 #include "util/error.h"
 #include "util/yaml_reader.h"
 
@@ -21,13 +23,13 @@ fs::path default_data_dir() {
   return fs::path(home ? home : ".") / ".cache/dsalign/eval";
 }
 
+// "~/" is $HOME; other relative paths are the suite file's folder's.
 fs::path resolve_dir(const std::string& dir, const fs::path& suite_file) {
   if (dir.rfind("~/", 0) == 0) {
     const char* home = std::getenv("HOME");
     return fs::path(home ? home : ".") / dir.substr(2);
   }
-  const fs::path p(dir);
-  return p.is_absolute() ? p : suite_file.parent_path() / p;
+  return resolve_recipe_path(suite_file.parent_path(), dir);
 }
 
 const std::vector<std::string>& metrics_of(const SuiteTask& t) {
@@ -46,7 +48,7 @@ SuiteTask read_task(YamlReader& r, const fs::path& data_dir, bool data_dir_given
   const std::string method = r.choice("method", {"mc", "bpb", "gen"}, "mc");
   t.method = method == "mc" ? SuiteMethod::mc : method == "bpb" ? SuiteMethod::bpb : SuiteMethod::gen;
   const std::string data = r.string("data", std::nullopt);
-  t.data = fs::path(data).is_absolute() ? fs::path(data) : data_dir / data;
+  t.data = resolve_recipe_path(data_dir, data);
   std::error_code ec;
   if (!fs::is_regular_file(t.data, ec))
     r.error("data", t.data.string(), " is not a file",
@@ -120,13 +122,12 @@ void set_primary(SuiteTaskResult& r, const MeanStderr& value, const char* name, 
   }
 }
 
-// Every world_size-th element, from this rank's.
+// This rank's examples: every world_size-th, dealt as rank_rows deals a step's rows.
 template <typename T>
 std::vector<T> my_share(const std::vector<T>& all, const Dist* dist) {
-  if (!dist || dist->world_size() == 1) return all;
+  if (!dist) return all;
   std::vector<T> mine;
-  for (size_t i = static_cast<size_t>(dist->rank()); i < all.size(); i += static_cast<size_t>(dist->world_size()))
-    mine.push_back(all[i]);
+  for (size_t i : rank_rows(0, all.size(), dist->world_size(), dist->rank())) mine.push_back(all[i]);
   return mine;
 }
 

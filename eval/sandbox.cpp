@@ -182,12 +182,11 @@ std::string find_python(const std::string& python, bool root) {
 int64_t user_process_count() {
   int64_t count = 0;
   std::error_code ec;
-  const std::string me = std::to_string(getuid());
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
     if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
     struct stat st {};
-    if (stat(entry.path().c_str(), &st) == 0 && std::to_string(st.st_uid) == me) ++count;
+    if (stat(entry.path().c_str(), &st) == 0 && st.st_uid == getuid()) ++count;
   }
   return count;
 }
