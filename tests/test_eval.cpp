@@ -104,6 +104,23 @@ TEST(EvalData, BadLinesNameFileAndLine) {
             std::string::npos);
   path = tmp.write("limit.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n");
   EXPECT_EQ(read_documents(path, 2).size(), 2u);
+  // Partial scoring (WinoGrande) and generation records.
+  path = tmp.write("wino.jsonl", "{\"contexts\": [\"a\"], \"continuation\": \" b\", \"choices\": [\"x\", \"y\"], \"gold\": 0}\n");
+  EXPECT_NE(error_of([&] { read_mc_questions(path, 0); }).find("wino.jsonl:1: \"contexts\" must be an array of strings, one per choice"),
+            std::string::npos);
+  path = tmp.write("noquery.jsonl", "{\"choices\": [\"x\", \"y\"], \"gold\": 0}\n");
+  EXPECT_NE(error_of([&] { read_mc_questions(path, 0); }).find("noquery.jsonl:1: expected a string \"query\" (or \"contexts\""),
+            std::string::npos);
+  path = tmp.write("gen.jsonl", "{\"prompt\": \"Question: 1 + 1?\"}\n");
+  EXPECT_NE(error_of([&] { read_gen_problems(path, false, 0); }).find("gen.jsonl:1: expected a string \"answer\""), std::string::npos);
+  path = tmp.write("he.jsonl", "{\"task_id\": [1], \"prompt\": \"def f():\", \"test\": \"\", \"entry_point\": \"f\"}\n");
+  EXPECT_NE(error_of([&] { read_gen_problems(path, true, 0); }).find("he.jsonl:1: \"task_id\" must be a string or an integer"),
+            std::string::npos);
+  path = tmp.write("he2.jsonl", "{\"prompt\": \"def f():\", \"test\": \"\"}\n");
+  EXPECT_NE(error_of([&] { read_gen_problems(path, true, 0); }).find("he2.jsonl:1: expected a string \"entry_point\""),
+            std::string::npos);
+  EXPECT_EQ(read_gen_problems(tmp.write("ids.jsonl", "\n{\"prompt\": \"p\", \"answer\": \"1\"}\n"), false, 0)[0].id, "2")
+      << "without an id, a problem is named by its line";
 }
 
 struct EvalModel {
