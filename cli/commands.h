@@ -20,5 +20,6 @@ int eval_gen_command(const Args& args);    // dsalign eval gen
 int generate_command(const Args& args);
 int export_command(const Args& args);
 int launch_command(const Args& args);
+int report_command(const Args& args);
 
 }  // namespace dsalign::cli

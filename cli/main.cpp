@@ -27,6 +27,7 @@ constexpr Command kCommands[] = {
     {"inspect", dsalign::cli::inspect_command, "architecture, parameter counts, FLOPs, training memory; --load times a load"},
     {"forward", dsalign::cli::forward_command, "run the model on token ids and write fp32 logits to safetensors"},
     {"tokenize", dsalign::cli::tokenize_command, "text -> token ids, tokens or a count, with a checkpoint's tokenizer"},
+    {"report", dsalign::cli::report_command, "one HTML page (or --text) of curves and summaries comparing runs"},
     {"launch", dsalign::cli::launch_command, "run a dsalign command as N ranks on this machine (like torchrun)"},
 };
 

@@ -240,6 +240,7 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
 
   // --- train ---
+  std::pair<int64_t, DpoMetricSums> last_validation = {-1, {}};  // the newest validation and its step
   const TrainingState start = run.state();
   for (int64_t epoch = start.epoch; epoch < r.data.epochs && run.step() < total_steps; ++epoch) {
     std::vector<StepPairs> steps = epoch_steps(data.train, r, epoch);
@@ -258,8 +259,10 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
       const bool taken = run.finish_step(step, [&](nlohmann::json& record) {
         record["pairs"] = sums.pairs;
         record.update(sums.to_json());
-        if (r.train.val_every > 0 && run.step() % r.train.val_every == 0 && !data.validation.empty())
-          record.update(validate().to_json("val_"));
+        if (r.train.val_every > 0 && run.step() % r.train.val_every == 0 && !data.validation.empty()) {
+          last_validation = {run.step(), validate()};
+          record.update(last_validation.second.to_json("val_"));
+        }
       }, what);
       if (!taken) continue;
       outcome.last_loss = sums.loss;
@@ -271,10 +274,12 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   outcome.steps = run.step();
   run.checkpoint_last();  // written while the held-out pairs are scored
   if (!data.validation.empty()) {
-    DpoMetricSums v = validate();
+    // The last step's validation when it ran on that step already, so no step is logged twice.
+    const bool validated = last_validation.first == run.step();
+    DpoMetricSums v = validated ? last_validation.second : validate();
     nlohmann::json record = {{"step", run.step()}};
     record.update(v.to_json("val_"));
-    if (run.metrics()) run.metrics()->write(record);
+    if (run.metrics() && !validated) run.metrics()->write(record);
     outcome.validation_accuracy = v.correct / static_cast<double>(std::max<int64_t>(v.pairs, 1));
     if (dist.is_main())
       std::fprintf(stderr, "validation (%lld pairs): loss %.4f, reward accuracy %.3f, margin %.4f\n",

@@ -6,7 +6,8 @@ source "$(dirname "$0")/env.sh"
 
 # 1. Debian packages (only when one is missing).
 packages=(build-essential cmake ninja-build ccache pkg-config libyaml-cpp-dev nlohmann-json3-dev
-          libboost-program-options-dev libgtest-dev libgmock-dev libpcre2-dev libgloo-dev python3-venv)
+          libboost-program-options-dev libgtest-dev libgmock-dev libpcre2-dev libgloo-dev python3-venv
+          libprotobuf-dev protobuf-compiler libjs-chart.js chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -32,7 +33,8 @@ if ! cmp -s "$requirements" "$stamp"; then
 fi
 
 # 3. Configure (once) and build.
-if [ ! -f "$DSALIGN_BUILD/CMakeCache.txt" ]; then
+# (build.ninja too: a configure that failed leaves a cache but no build files.)
+if [ ! -f "$DSALIGN_BUILD/CMakeCache.txt" ] || [ ! -f "$DSALIGN_BUILD/build.ninja" ]; then
   torch_prefix=$("$DSALIGN_VENV/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
   cmake -S "$DSALIGN_ROOT" -B "$DSALIGN_BUILD" -G Ninja \
     -DCMAKE_PREFIX_PATH="$torch_prefix" \

@@ -10,6 +10,7 @@
 #include "sft/sft_trainer.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/yaml_reader.h"
 
 namespace dsalign {
@@ -157,13 +158,29 @@ std::string pipeline_device(const Pipeline& p) {
   return device.empty() ? "cpu" : device;
 }
 
+namespace {
+
+// pipeline.json: the stages in order, for `dsalign report <output_dir>`.
+void write_pipeline_listing(const Pipeline& p) {
+  static const char* kinds[] = {"init", "sft", "dpo", "export"};
+  nlohmann::json stages = nlohmann::json::array();
+  for (const PipelineStage& s : p.stages)
+    stages.push_back({{"name", s.name}, {"kind", kinds[static_cast<int>(s.kind)]}, {"output", s.output.string()}});
+  write_file_atomic(p.output_dir / "pipeline.json", nlohmann::json({{"name", p.name}, {"stages", stages}}).dump(2) + "\n");
+}
+
+}  // namespace
+
 fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options, const Dist& dist) {
   if (options.from_stage) {
     bool found = false;
     for (const auto& s : p.stages) found |= s.name == *options.from_stage;
     if (!found) fail("--from ", *options.from_stage, ": no such stage");
   }
-  if (dist.is_main()) fs::create_directories(p.output_dir);
+  if (dist.is_main()) {
+    fs::create_directories(p.output_dir);
+    write_pipeline_listing(p);
+  }
   // Rank 0's view of the run directory decides, so every rank takes the same branch.
   auto decided = [&](int64_t mine, const char* what) {
     return static_cast<int64_t>(dist.all_reduce_max(dist.is_main() ? static_cast<double>(mine) : 0.0, what));

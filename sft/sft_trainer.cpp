@@ -214,6 +214,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
 
   // --- train ---
+  std::pair<int64_t, double> last_validation = {-1, -1.0};  // (step, loss) of the newest validation
   const TrainingState start = run.state();
   for (int64_t epoch = start.epoch; epoch < r.data.epochs && run.step() < total_steps; ++epoch) {
     std::vector<PackedRow> rows = epoch_rows(data, r.data, epoch, pad_id);
@@ -238,7 +239,7 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
                               : nlohmann::json(nullptr);
         const double val_loss = r.train.val_every > 0 && run.step() % r.train.val_every == 0
                                     ? validation_loss(model, data, r, pad_id, dist) : -1;
-        if (val_loss >= 0) record["val_loss"] = val_loss;
+        if (val_loss >= 0) record["val_loss"] = val_loss, last_validation = {run.step(), val_loss};
       }, what);
       if (taken) outcome.last_loss = sums.loss;
       if (r.repetition && r.repetition->every_steps > 0 && run.step() % r.repetition->every_steps == 0 &&
@@ -251,8 +252,14 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   }
   outcome.steps = run.step();
   run.checkpoint_last();  // written while validation and the repetition monitor run
-  outcome.validation_loss = validation_loss(model, data, r, pad_id, dist);
-  if (outcome.validation_loss >= 0 && run.metrics()) run.metrics()->write({{"step", run.step()}, {"val_loss", outcome.validation_loss}});
+  // The last step's validation when it ran on that step already, so no step logs val_loss twice.
+  if (last_validation.first == run.step()) {
+    outcome.validation_loss = last_validation.second;
+  } else {
+    outcome.validation_loss = validation_loss(model, data, r, pad_id, dist);
+    if (outcome.validation_loss >= 0 && run.metrics())
+      run.metrics()->write({{"step", run.step()}, {"val_loss", outcome.validation_loss}});
+  }
   if (r.repetition && r.repetition->at_end && last_repetition_step != run.step()) measure();
   if (r.eval && r.eval->at_end && last_eval_step != run.step()) evaluate();
   outcome.final_dir = run.finish();

@@ -39,8 +39,9 @@ std::vector<torch::Tensor> loss_and_grads(const LossCase& c, torch::ScalarType d
   return {loss.to(torch::kFloat64), grads[0].to(torch::kFloat64), grads[1].to(torch::kFloat64)};
 }
 
-// fp32: within 1e-6 of the reference, relative to each result's largest value (summation order
-// differs: chunks of 7 rows).
+// fp32: within 2e-6 of the reference, relative to each result's largest value (summation order
+// differs: chunks of 7 rows; 1.13e-6 seen for the hidden gradient on an AVX-512 machine, whose
+// matmul kernels block the sums differently).
 TEST(FusedLinearCrossEntropy, MatchesReferenceInFp32) {
   for (int64_t chunk : {7, 64, 0}) {
     LossCase c = make_case(53, 301, 24, 1);
@@ -48,7 +49,7 @@ TEST(FusedLinearCrossEntropy, MatchesReferenceInFp32) {
     auto got = loss_and_grads(c, torch::kFloat32, true, chunk);
     const char* names[] = {"loss", "hidden gradient", "weight gradient"};
     for (int i = 0; i < 3; ++i)
-      EXPECT_LE(max_diff(got[i], ref[i]), 1e-6 * ref[i].abs().max().item<double>()) << names[i] << " chunk " << chunk;
+      EXPECT_LE(max_diff(got[i], ref[i]), 2e-6 * ref[i].abs().max().item<double>()) << names[i] << " chunk " << chunk;
     // Ignored rows get no gradient.
     EXPECT_EQ(got[1][0].abs().sum().item<double>(), 0.0);
     // Without a gradient to compute (validation), the loss alone.

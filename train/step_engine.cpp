@@ -37,9 +37,12 @@ void ResumedRun::restore_optimizer(DataParallel& dp) const {
   dp.load_optimizer_state(CheckpointReader(checkpoint));
 }
 
-std::optional<MetricsLog> open_metrics(const std::filesystem::path& run_dir, bool resuming, const Dist& dist) {
+std::optional<MetricsLog> open_metrics(const RunSection& run, bool resuming, const std::string& resolved_recipe,
+                                       const Dist& dist) {
   std::optional<MetricsLog> metrics;
-  if (dist.is_main()) metrics.emplace(run_dir / "metrics.jsonl", resuming);
+  if (!dist.is_main()) return metrics;
+  metrics.emplace(run.output_dir, resuming, run.tensorboard);
+  if (!resuming) metrics->write_text(0, "recipe", recipe_markdown(resolved_recipe));
   return metrics;
 }
 

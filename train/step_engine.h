@@ -41,8 +41,10 @@ struct ResumedRun {
 };
 ResumedRun resume_on_ranks(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model, const Dist& dist);
 
-// metrics.jsonl, opened on rank 0 only (appending on a resume).
-std::optional<MetricsLog> open_metrics(const std::filesystem::path& run_dir, bool resuming, const Dist& dist);
+// metrics.jsonl and tensorboard/ (run.tensorboard), opened on rank 0 only (appending on a
+// resume); a new run's TensorBoard log starts with the resolved recipe as text at step 0.
+std::optional<MetricsLog> open_metrics(const RunSection& run, bool resuming, const std::string& resolved_recipe,
+                                       const Dist& dist);
 
 // This rank's rows of a step of `rows` rows (copied, in order) and the micro-batch count every
 // rank runs.

@@ -51,7 +51,7 @@ void TrainerRun::load_model(const fs::path& model_dir, DecoderOptions o, int64_t
                  dist_.backend_name().c_str(), shard_strategy_name(strategy_));
   // Rank 0 writes metrics, checkpoints' publication and the progress line; every rank takes part
   // in collectives and writes its own part of each checkpoint.
-  metrics_ = open_metrics(out_, resuming(), dist_);
+  metrics_ = open_metrics(spec_.run, resuming(), spec_.resolved_recipe, dist_);
   writer_ = std::make_unique<CheckpointWriter>(spec_.train.async_checkpoint);
   run_start_ = last_checkpoint_ = std::chrono::steady_clock::now();
 }

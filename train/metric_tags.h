@@ -1,0 +1,19 @@
+// The stable TensorBoard tag of each metrics.jsonl key: train/loss, train/lr, train/grad_norm,
+// perf/tokens_per_s, perf/mfu, memory/peak_bytes, val/loss, dpo/rewards/margin,
+// repetition/ratio, eval/<task>/<metric>, ... The report groups its charts by the same tags.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dsalign {
+
+// The tag of a scalar key; a key with no entry in the table keeps its own name.
+std::string metric_tag(const std::string& key);
+
+// The scalars of one metrics.jsonl record as (tag, value): numbers and booleans; arrays of
+// numbers as <tag>/rank_<i>; "step", "time", strings and nulls are not scalars.
+std::vector<std::pair<std::string, double>> metric_scalars(const nlohmann::json& record);
+
+}  // namespace dsalign
