@@ -7,6 +7,8 @@
 #include "model/export.h"
 #include "model/generate.h"
 #include "util/error.h"
+#include "util/files.h"
+#include "util/interrupt.h"
 
 namespace dsalign::cli {
 
@@ -63,6 +65,9 @@ int export_command(const Args& args) {
   o.dtype = parse_dtype(dtype);
   o.max_shard_bytes = parse_byte_size(shard_size);
   o.overwrite = overwrite;
+  InterruptScope interrupts;  // SIGINT / SIGTERM stop between tensors (util/interrupt)
+  // The output's place first: a bad path fails at once, not after reading the whole model.
+  create_parent_directories(std::filesystem::absolute(out));
   std::filesystem::path from = export_model(source, out, chat_template, o);
   std::cout << "exported " << from.string() << " -> " << out << " (" << dtype_name(o.dtype) << ")\n";
   return 0;

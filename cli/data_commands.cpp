@@ -34,7 +34,7 @@ int tokenize_command(const Args& args) {
   if (input == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   } else {
-    if (!fs::is_regular_file(input)) fail(input, ": not a file");
+    if (!is_existing_file(input)) fail(input, ": not a file");
     text = read_text_file(input);
   }
   std::vector<int32_t> ids;

@@ -3,6 +3,8 @@
 
 #include <boost/program_options/errors.hpp>
 #include <cstring>
+#include <filesystem>
+#include <new>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -36,6 +38,18 @@ void usage(std::ostream& out) {
   for (const auto& c : kCommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
 }
 
+// "filesystem error: cannot remove: Not a directory [a] [b]" -> "a: cannot remove: Not a directory".
+std::string filesystem_message(const std::filesystem::filesystem_error& e) {
+  std::string what = dsalign::first_line(e);
+  const std::string prefix = "filesystem error: ";
+  if (what.rfind(prefix, 0) == 0) what = what.substr(prefix.size());
+  const size_t bracket = what.find(" [");
+  if (bracket != std::string::npos) what = what.substr(0, bracket);
+  std::string path = e.path1().string();
+  if (path.size() > 200) path = path.substr(0, 200) + "...";
+  return path.empty() ? what : path + ": " + what;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,6 +68,11 @@ int main(int argc, char** argv) {
       std::cerr << "dsalign " << name << ": error: " << e.what() << " (see dsalign " << name << " --help)\n";
     } catch (const c10::Error& e) {
       std::cerr << "dsalign " << name << ": error: " << dsalign::first_line(e) << "\n";
+    } catch (const std::filesystem::filesystem_error& e) {
+      // A path the checks before it missed: still one line that leads with the path.
+      std::cerr << "dsalign " << name << ": error: " << filesystem_message(e) << "\n";
+    } catch (const std::bad_alloc&) {
+      std::cerr << "dsalign " << name << ": error: out of memory (an input larger than this machine can hold?)\n";
     } catch (const std::exception& e) {
       std::cerr << "dsalign " << name << ": error: " << dsalign::first_line(e) << "\n";
     }

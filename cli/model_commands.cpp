@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "data/id_list.h"
 #include "dist/memory_plan.h"
 #include "model/checkpoint.h"
 #include "model/export.h"
@@ -19,53 +20,15 @@ namespace {
 // A preset name, a config.json file, or a checkpoint directory.
 ModelConfig resolve_config(const std::string& what) {
   if (auto preset = model_preset(what)) return *preset;
-  if (fs::exists(what)) return load_model_config(what);
+  if (path_exists(what)) return load_model_config(what);
   std::string names;
   for (const auto& n : model_preset_names()) names += (names.empty() ? "" : ", ") + n;
   fail("'", what, "' is neither a checkpoint directory, a config.json, nor a preset (", names, ")");
 }
 
-// Token ids: "1,2,3" or a file with one row per line (commas or spaces). Rows must have equal length.
+// Token ids (data/id_list) as an int64 tensor [rows, ids].
 torch::Tensor read_ids(const std::string& spec, int64_t vocab_size) {
-  std::vector<std::vector<int64_t>> rows;
-  std::string source = "--ids";
-  auto parse_row = [&](const std::string& line, int line_number) {
-    std::string cleaned = line;
-    for (char& ch : cleaned)
-      if (ch == ',') ch = ' ';
-    std::istringstream in(cleaned);
-    std::vector<int64_t> row;
-    std::string token;
-    while (in >> token) {
-      size_t used = 0;
-      int64_t id = -1;
-      try {
-        id = std::stoll(token, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != token.size()) fail(source, ":", line_number, ": '", token, "' is not a token id");
-      if (id < 0 || id >= vocab_size)
-        fail(source, ":", line_number, ": token id ", id, " is outside the vocabulary (0..", vocab_size - 1, ")");
-      row.push_back(id);
-    }
-    if (!row.empty()) {
-      if (!rows.empty() && rows.front().size() != row.size())
-        fail(source, ":", line_number, ": row has ", row.size(), " ids, the first row has ", rows.front().size(),
-             " (rows must have equal length)");
-      rows.push_back(std::move(row));
-    }
-  };
-  if (fs::is_regular_file(spec)) {
-    source = spec;
-    std::ifstream in(spec);
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) parse_row(line, ++n);
-  } else {
-    parse_row(spec, 1);
-  }
-  if (rows.empty()) fail(source, ": no token ids");
+  const std::vector<std::vector<int64_t>> rows = read_id_rows(spec, "--ids", vocab_size);
   torch::Tensor ids = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())}, torch::kInt64);
   for (size_t r = 0; r < rows.size(); ++r)
     std::copy(rows[r].begin(), rows[r].end(), ids[static_cast<int64_t>(r)].data_ptr<int64_t>());
@@ -127,7 +90,7 @@ int inspect_command(const Args& args) {
   std::cout << inspect_report(config, seq_len);
   if (plan) std::cout << "\n" << plan_report(config, *plan, plan_memory(config, *plan));
   if (vm["load"].as<bool>()) {
-    if (!fs::is_directory(source)) fail("--load needs a checkpoint directory, got '", source, "'");
+    if (!is_existing_directory(source)) fail("--load needs a checkpoint directory, got '", source, "'");
     DecoderOptions model_options;
     model_options.param_dtype = model_options.compute_dtype = parse_dtype(dtype);
     reset_peak_host_memory();

@@ -49,9 +49,10 @@ int report_command(const Args& args) {
   if (write_html) check_output_path(out);
   std::vector<ReportInput> inputs;
   for (const std::string& run : runs) inputs.push_back(read_report_input(run));
-  for (const ReportInput& input : inputs)
-    for (const RunMetrics& r : input.runs)
-      for (const std::string& w : r.warnings) std::cerr << "dsalign report: warning: " << w << "\n";
+  if (!text)  // the terminal summary lists them itself
+    for (const ReportInput& input : inputs)
+      for (const RunMetrics& r : input.runs)
+        for (const std::string& w : r.warnings) std::cerr << "dsalign report: warning: " << w << "\n";
   if (text) std::cout << text_report(inputs);
   if (write_html) {
     write_file_atomic(out, html_report(inputs));

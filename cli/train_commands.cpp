@@ -7,6 +7,7 @@
 #include "dpo/dpo_trainer.h"
 #include "sft/sft_trainer.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace dsalign::cli {
 
@@ -51,6 +52,7 @@ int sft_command(const Args& args) {
                               "--no-python --nproc-per-node N dsalign sft ... (the recipe's dist section: strategy ddp).",
                         a))
     return 0;
+  InterruptScope interrupts;  // SIGINT / SIGTERM stop before the next step (util/interrupt)
   RecipeFile recipe = load_recipe(a.recipe, a.overrides);
   SftRecipe sft = parse_sft_recipe(recipe);
   const Dist dist = connect_ranks(sft.model.device, sft.dist);
@@ -76,6 +78,7 @@ int dpo_command(const Args& args) {
                               "--nproc-per-node N dpo ..., or torchrun (the recipe's dist section).",
                         a))
     return 0;
+  InterruptScope interrupts;  // SIGINT / SIGTERM stop before the next step (util/interrupt)
   RecipeFile recipe = load_recipe(a.recipe, a.overrides);
   DpoRecipe dpo = parse_dpo_recipe(recipe);
   const Dist dist = connect_ranks(dpo.model.device, dpo.dist);
@@ -107,6 +110,7 @@ int run_command(const Args& args) {
                    "stage resumes from its newest checkpoint. Outputs go to <run.output_dir>/<stage name>.",
              options, positional, vm))
     return 0;
+  InterruptScope interrupts;  // SIGINT / SIGTERM stop the running stage before its next step (util/interrupt)
   RecipeFile recipe = load_recipe(recipe_path, overrides);
   Pipeline pipeline = parse_pipeline(recipe);
   PipelineOptions o;

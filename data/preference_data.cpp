@@ -8,6 +8,7 @@
 #include "data/validation_split.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/files.h"
 
 namespace dsalign {
 namespace fs = std::filesystem;
@@ -90,7 +91,7 @@ PreferenceData prepare_preference_data(const DataConfig& config, const Tokenizer
     const DataSource& source = config.sources[s];
     if (source.weight != 1.0)
       fail("data.sources[", s, "].weight: ", source.weight, " (DPO sees every pair once per epoch; use data.epochs instead)");
-    if (!fs::is_regular_file(source.path)) fail(source.path, ": data file not found (data.sources[", s, "].path)");
+    if (!is_existing_file(source.path)) fail(source.path, ": data file not found (data.sources[", s, "].path)");
     PairReport report;
     std::vector<TokenizedPair> pairs = read_preference_pairs(source.path, config, tokenizer, format, report);
     for (auto& p : pairs) {

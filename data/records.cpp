@@ -56,7 +56,7 @@ std::string domain_of(const json& record) {
 
 template <typename Record, typename Parse>
 std::vector<Record> read_jsonl(const std::filesystem::path& path, OnError on_error, ReadReport& report, Parse parse) {
-  if (!std::filesystem::is_regular_file(path)) fail(path.string(), ": data file not found");
+  if (!is_existing_file(path)) fail(path.string(), ": data file not found");
   std::string text = read_text_file(path);
   std::vector<Record> out;
   size_t line_number = 0;
@@ -73,7 +73,7 @@ std::vector<Record> read_jsonl(const std::filesystem::path& path, OnError on_err
       json record;
       try {
         record = json::parse(line);
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {
         bad("malformed JSON", std::string("malformed JSON: ") + first_line(e));
       }
       if (!record.is_object()) bad("malformed JSON", "expected a JSON object");

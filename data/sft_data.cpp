@@ -185,11 +185,11 @@ SftData prepare_sft_data(const DataConfig& config, const Tokenizer& tokenizer, C
   for (uint32_t s = 0; s < config.sources.size(); ++s) {
     fs::path path = config.sources[s].path;
     if (path.is_relative()) path = base_dir / path;
-    if (!fs::is_regular_file(path)) fail(path.string(), ": data file not found (data.sources[", s, "].path)");
+    if (!is_existing_file(path)) fail(path.string(), ": data file not found (data.sources[", s, "].path)");
     std::string bytes = read_text_file(path);
     fs::path cache_file = cache_dir / (cache_key(bytes, config, tokenizer, format) + ".tokens");
     std::optional<SourceTokens> tokens;
-    if (fs::exists(cache_file)) tokens = deserialise(read_text_file(cache_file), s);
+    if (path_exists(cache_file)) tokens = deserialise(read_text_file(cache_file), s);
     bool hit = tokens.has_value();
     if (!tokens) {
       tokens = tokenize_source(path, s, config, tokenizer, format);

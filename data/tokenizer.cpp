@@ -227,53 +227,58 @@ Tokenizer::Tokenizer(const json& j, const std::string& where, TokenizerSettings 
 Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 
+TokenizerSettings read_tokenizer_config(const std::filesystem::path& config_file) {
+  TokenizerSettings settings;
+  const std::string where = config_file.string();
+  json c;
+  try {
+    c = json::parse(read_text_file(config_file));
+  } catch (const json::exception& e) {
+    fail(where, ": invalid JSON: ", first_line(e));
+  }
+  if (!c.is_object()) fail(where, ": expected a JSON object");
+  auto flag = [&](const char* key, bool fallback) {
+    if (!c.contains(key) || c[key].is_null()) return fallback;
+    if (!c[key].is_boolean()) fail(where, ": '", key, "' must be true or false");
+    return c[key].get<bool>();
+  };
+  // LlamaTokenizerFast adds BOS unless told otherwise.
+  const bool llama = c.contains("tokenizer_class") && c["tokenizer_class"] == "LlamaTokenizerFast";
+  settings.add_bos_token = flag("add_bos_token", llama);
+  settings.add_eos_token = flag("add_eos_token", false);
+  settings.bos_token = token_content(c.value("bos_token", json()), where, "bos_token");
+  settings.eos_token = token_content(c.value("eos_token", json()), where, "eos_token");
+  settings.pad_token = token_content(c.value("pad_token", json()), where, "pad_token");
+  if (c.contains("chat_template") && !c["chat_template"].is_null()) {
+    const json& t = c["chat_template"];
+    if (t.is_string()) {
+      settings.chat_template = t.get<std::string>();
+    } else if (t.is_array()) {
+      for (const auto& named : t)
+        if (named.is_object() && named.contains("name") && named["name"] == "default" && named.contains("template") &&
+            named["template"].is_string())
+          settings.chat_template = named["template"].get<std::string>();
+    } else {
+      fail(where, ": 'chat_template' must be a string or a list of {name, template}");
+    }
+  }
+  return settings;
+}
+
 Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
-  std::filesystem::path file = std::filesystem::is_directory(dir) ? dir / "tokenizer.json" : dir;
-  if (!std::filesystem::exists(file)) fail(file.string(), ": not found (expected a Hugging Face tokenizer.json)");
+  std::filesystem::path file = is_existing_directory(dir) ? dir / "tokenizer.json" : dir;
+  if (!path_exists(file)) fail(file.string(), ": not found (expected a Hugging Face tokenizer.json)");
   json j;
   try {
     j = json::parse(read_text_file(file));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail(file.string(), ": invalid JSON: ", first_line(e));
   }
   TokenizerSettings settings;
-  std::filesystem::path config_file = file.parent_path() / "tokenizer_config.json";
-  if (std::filesystem::exists(config_file)) {
-    const std::string where = config_file.string();
-    json c;
-    try {
-      c = json::parse(read_text_file(config_file));
-    } catch (const json::parse_error& e) {
-      fail(where, ": invalid JSON: ", first_line(e));
-    }
-    if (!c.is_object()) fail(where, ": expected a JSON object");
-    auto flag = [&](const char* key, bool fallback) {
-      if (!c.contains(key) || c[key].is_null()) return fallback;
-      if (!c[key].is_boolean()) fail(where, ": '", key, "' must be true or false");
-      return c[key].get<bool>();
-    };
-    // LlamaTokenizerFast adds BOS unless told otherwise.
-    bool llama = c.value("tokenizer_class", std::string()) == "LlamaTokenizerFast";
-    settings.add_bos_token = flag("add_bos_token", llama);
-    settings.add_eos_token = flag("add_eos_token", false);
-    settings.bos_token = token_content(c.value("bos_token", json()), where, "bos_token");
-    settings.eos_token = token_content(c.value("eos_token", json()), where, "eos_token");
-    settings.pad_token = token_content(c.value("pad_token", json()), where, "pad_token");
-    if (c.contains("chat_template") && !c["chat_template"].is_null()) {
-      const json& t = c["chat_template"];
-      if (t.is_string()) {
-        settings.chat_template = t.get<std::string>();
-      } else if (t.is_array()) {
-        for (const auto& named : t)
-          if (named.is_object() && named.value("name", std::string()) == "default")
-            settings.chat_template = named.value("template", std::string());
-      } else {
-        fail(where, ": 'chat_template' must be a string or a list of {name, template}");
-      }
-    }
-  }
+  const std::filesystem::path config_file = file.parent_path() / "tokenizer_config.json";
+  if (path_exists(config_file)) settings = read_tokenizer_config(config_file);
   std::filesystem::path jinja = file.parent_path() / "chat_template.jinja";
-  if (settings.chat_template.empty() && std::filesystem::exists(jinja)) settings.chat_template = read_text_file(jinja);
+  if (settings.chat_template.empty() && path_exists(jinja)) settings.chat_template = read_text_file(jinja);
   Tokenizer tokenizer(j, file.string(), settings);
   for (const auto* name : {&settings.bos_token, &settings.eos_token, &settings.pad_token})
     if (!name->empty() && !tokenizer.token_to_id(*name))

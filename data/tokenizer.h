@@ -31,6 +31,10 @@ struct TokenizerSettings {
   std::string chat_template;                    // empty when absent
 };
 
+// tokenizer_config.json; an Error names the file and key (bad JSON, a flag that is not a
+// boolean, a special token of the wrong shape, a chat_template that is not text).
+TokenizerSettings read_tokenizer_config(const std::filesystem::path& config_file);
+
 // Per-thread encoding state: regex match data and the BPE word cache. One per thread.
 struct EncodeScratch {
   RegexScratch regex;

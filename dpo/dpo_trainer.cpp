@@ -238,6 +238,10 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
     run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), r.run.output_dir, dist);
   };
   if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
+  // The eval of a resumed run's checkpoint step ran after the checkpoint; the resume dropped its
+  // line (train/run_setup's truncate_metrics), so it runs again here.
+  if (run.resuming() && run.step() > 0 && run.step() < total_steps && r.eval && eval_due(*r.eval, run.step(), total_steps))
+    evaluate();
 
   // --- train ---
   std::pair<int64_t, DpoMetricSums> last_validation = {-1, {}};  // the newest validation and its step

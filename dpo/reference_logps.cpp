@@ -72,7 +72,7 @@ std::string weights_fingerprint(const fs::path& dir, const fs::path& memo_dir) {
              std::to_string(fs::last_write_time(f).time_since_epoch().count()) + "\n";
   const fs::path memo_file = memo_dir / "weights_fingerprints.json";
   nlohmann::json memo = nlohmann::json::object();
-  if (fs::exists(memo_file)) {
+  if (path_exists(memo_file)) {
     try {
       memo = nlohmann::json::parse(read_text_file(memo_file));
     } catch (const std::exception&) {
@@ -122,7 +122,7 @@ std::string reference_cache_key(const std::string& fingerprint, const DecoderOpt
 
 std::optional<std::pair<ReferenceTable, ReferenceTable>> read_reference_cache(const fs::path& file, size_t train_pairs,
                                                                               size_t validation_pairs) {
-  if (!fs::exists(file)) return std::nullopt;
+  if (!path_exists(file)) return std::nullopt;
   std::map<std::string, torch::Tensor> t;
   try {
     for (auto& [name, tensor] : read_safetensors(file)) t[name] = tensor;

@@ -12,6 +12,25 @@
 
 namespace dsalign {
 
+namespace {
+
+void check_prompt_lengths(const std::vector<std::vector<int32_t>>& prompt_ids, const std::vector<EvalPrompt>& prompts,
+                          int64_t context, const std::filesystem::path& file) {
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (static_cast<int64_t>(prompt_ids[i].size()) > context)
+      fail(file.string(), ": prompt ", prompts[i].id, " is ", prompt_ids[i].size(),
+           " tokens in the chat format, longer than the model's context of ", context, " (max_position_embeddings)");
+}
+
+}  // namespace
+
+void check_prompts_fit(const ModelConfig& model, const Tokenizer& tokenizer, ChatFormat format,
+                       const std::vector<EvalPrompt>& prompts, const std::filesystem::path& file) {
+  std::vector<std::vector<ChatMessage>> conversations;
+  for (const EvalPrompt& p : prompts) conversations.push_back(p.messages);
+  check_prompt_lengths(chat_prompt_ids(tokenizer, format, conversations), prompts, model.max_position_embeddings, file);
+}
+
 RepetitionCases score_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
                                  const std::vector<EvalPrompt>& prompts, const std::vector<int64_t>& order,
                                  const RepetitionEvalConfig& config, const std::string& label) {
@@ -19,6 +38,7 @@ RepetitionCases score_repetition(CausalLM& model, const Tokenizer& tokenizer, Ch
   std::vector<std::vector<ChatMessage>> conversations;
   for (const EvalPrompt& p : prompts) conversations.push_back(p.messages);
   std::vector<std::vector<int32_t>> prompt_ids = chat_prompt_ids(tokenizer, format, conversations);
+  check_prompt_lengths(prompt_ids, prompts, model->config.max_position_embeddings, config.prompts);
   GenerationOptions g = chat_generation_options(tokenizer, format, config.max_new_tokens, config.batch_size);
 
   Progress progress("repetition " + label, static_cast<int64_t>(prompts.size()), "prompts");

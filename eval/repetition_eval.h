@@ -34,6 +34,11 @@ struct RepetitionCases {
   RepetitionResult counts;                          // prompts, terminated, repetitive
   std::vector<std::pair<int64_t, std::string>> cases;  // (order, JSONL line)
 };
+// Every prompt, rendered in the chat format, within the model's context
+// (max_position_embeddings); an Error names the prompts file and the prompt's id. Training runs
+// check before their first step, not when the monitor first runs.
+void check_prompts_fit(const ModelConfig& model, const Tokenizer& tokenizer, ChatFormat format,
+                       const std::vector<EvalPrompt>& prompts, const std::filesystem::path& file);
 RepetitionCases score_repetition(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
                                  const std::vector<EvalPrompt>& prompts, const std::vector<int64_t>& order,
                                  const RepetitionEvalConfig& config, const std::string& label);

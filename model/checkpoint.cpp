@@ -19,7 +19,7 @@ std::map<std::string, std::string> read_index(const fs::path& index) {
   json j;
   try {
     j = json::parse(read_text_file(index));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail(index.string(), ": invalid JSON: ", first_line(e));
   }
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
@@ -40,7 +40,7 @@ bool ignored_tensor(const std::string& name) { return name.ends_with("rotary_emb
 }  // namespace
 
 CheckpointFiles find_checkpoint_files(const fs::path& dir) {
-  if (!fs::is_directory(dir)) fail(dir.string(), ": not a directory (expected a Hugging Face checkpoint directory)");
+  if (!is_existing_directory(dir)) fail(dir.string(), ": not a directory (expected a Hugging Face checkpoint directory)");
   struct Candidate {
     const char* index;
     const char* single;
@@ -53,13 +53,13 @@ CheckpointFiles find_checkpoint_files(const fs::path& dir) {
   for (const auto& c : candidates) {
     CheckpointFiles out;
     out.format = c.format;
-    if (fs::exists(dir / c.index)) {
+    if (path_exists(dir / c.index)) {
       out.index = dir / c.index;
       out.weight_map = read_index(out.index);
       std::set<std::string> seen;
       for (const auto& [name, file] : out.weight_map) {
         if (seen.insert(file).second) {
-          if (!fs::exists(dir / file)) fail(out.index.string(), ": lists shard '", file, "' (for '", name, "'), which is missing");
+          if (!path_exists(dir / file)) fail(out.index.string(), ": lists shard '", file, "' (for '", name, "'), which is missing");
           out.files.push_back(dir / file);
         }
       }
@@ -67,7 +67,7 @@ CheckpointFiles find_checkpoint_files(const fs::path& dir) {
       if (out.files.empty()) fail(out.index.string(), ": weight_map is empty");
       return out;
     }
-    if (fs::exists(dir / c.single)) {
+    if (path_exists(dir / c.single)) {
       out.files.push_back(dir / c.single);
       return out;
     }

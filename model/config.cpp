@@ -178,21 +178,21 @@ void validate(const ModelConfig& c, const std::string& source) {
 
 ModelConfig load_model_config(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
-  fs::path config_file = fs::is_directory(path) ? path / "config.json" : path;
-  if (!fs::exists(config_file)) fail(config_file.string(), ": not found (expected a Hugging Face config.json)");
+  fs::path config_file = is_existing_directory(path) ? path / "config.json" : path;
+  if (!path_exists(config_file)) fail(config_file.string(), ": not found (expected a Hugging Face config.json)");
   json config;
   try {
     config = json::parse(read_text_file(config_file));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail(config_file.string(), ": invalid JSON: ", first_line(e));
   }
   ModelConfig c = parse_model_config(config, config_file.string());
   fs::path generation_file = config_file.parent_path() / "generation_config.json";
-  if (fs::exists(generation_file)) {
+  if (path_exists(generation_file)) {
     json gen;
     try {
       gen = json::parse(read_text_file(generation_file));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       fail(generation_file.string(), ": invalid JSON: ", first_line(e));
     }
     if (!gen.is_object()) fail(generation_file.string(), ": expected a JSON object");

@@ -8,6 +8,7 @@
 #include "train/training_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/interrupt.h"
 
 namespace dsalign {
 
@@ -22,8 +23,14 @@ void export_chat_checkpoint(const ModelConfig& config, const std::vector<std::pa
 void export_chat_checkpoint(const ModelConfig& config, std::vector<TensorToWrite> tensors, const fs::path& tokenizer_dir,
                             ChatFormat format, const fs::path& out, const ExportOptions& options) {
   for (const char* required : {"tokenizer.json", "tokenizer_config.json"})
-    if (!fs::exists(tokenizer_dir / required)) fail(tokenizer_dir.string(), ": no ", required, " to export with the model");
-  if (fs::exists(out) && !fs::is_empty(out) && !options.overwrite)
+    if (!path_exists(tokenizer_dir / required)) fail(tokenizer_dir.string(), ": no ", required, " to export with the model");
+  // Between tensors, a signal (util/interrupt) stops the export; the staging directory goes with it.
+  for (TensorToWrite& t : tensors)
+    t.data = [data = std::move(t.data), name = t.name, out] {
+      stop_if_interrupted("while exporting " + name + " (" + out.string() + " was not written)");
+      return data();
+    };
+  if (path_exists(out) && !fs::is_empty(out) && !options.overwrite)
     fail(out.string(), ": already exists (choose another directory, or overwrite)");
   Tokenizer tokenizer = Tokenizer::load(tokenizer_dir);
   const std::string eot = end_of_turn_token(format, tokenizer.settings().eos_token);
@@ -43,7 +50,7 @@ void export_chat_checkpoint(const ModelConfig& config, std::vector<TensorToWrite
     save.overwrite = true;
     save_checkpoint(exported, std::move(tensors), staging, save);
     fs::copy_file(tokenizer_dir / "tokenizer.json", staging / "tokenizer.json", fs::copy_options::overwrite_existing);
-    if (fs::exists(tokenizer_dir / "special_tokens_map.json"))
+    if (path_exists(tokenizer_dir / "special_tokens_map.json"))
       fs::copy_file(tokenizer_dir / "special_tokens_map.json", staging / "special_tokens_map.json",
                     fs::copy_options::overwrite_existing);
     nlohmann::json tokenizer_config = nlohmann::json::parse(read_text_file(tokenizer_dir / "tokenizer_config.json"));
@@ -64,24 +71,24 @@ void export_chat_checkpoint(const ModelConfig& config, std::vector<TensorToWrite
 
 fs::path export_model(const fs::path& source, const fs::path& out, const std::string& chat_template,
                       const ExportOptions& options) {
-  if (!fs::is_directory(source)) fail(source.string(), ": no such directory");
+  if (!is_existing_directory(source)) fail(source.string(), ": no such directory");
   fs::path dir = source;
-  if (fs::exists(source / "config.yaml") && !fs::exists(source / "config.json")) {  // a run directory
+  if (path_exists(source / "config.yaml") && !path_exists(source / "config.json")) {  // a run directory
     dir = newest_training_checkpoint(source);
     if (dir.empty()) {
-      if (!fs::exists(source / "final" / "config.json"))
+      if (!path_exists(source / "final" / "config.json"))
         fail(source.string(), ": a run directory with no complete checkpoint and no final/ to export");
       dir = source / "final";
     }
   }
   std::string format_name = chat_template;
-  if (fs::exists(dir / "state.json") && format_name == "auto") {
+  if (path_exists(dir / "state.json") && format_name == "auto") {
     auto state = nlohmann::json::parse(read_text_file(dir / "state.json"));
     format_name = state.value("chat_format", std::string("auto"));
   }
   Tokenizer tokenizer = Tokenizer::load(dir);
   ChatFormat format = resolve_chat_format(format_name, tokenizer);
-  if (fs::exists(dir / "shard_layout.json")) {
+  if (path_exists(dir / "shard_layout.json")) {
     // A multi-rank run's checkpoint: each tensor assembled from the ranks' rows as it is written.
     const ModelConfig config = load_model_config(dir);
     DecoderOptions meta;

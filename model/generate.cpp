@@ -40,8 +40,13 @@ std::vector<Generation> generate_greedy(CausalLM& model, const std::vector<std::
                                         const GenerationOptions& o, const std::function<void(size_t, size_t)>& on_batch) {
   if (o.max_new_tokens < 1) fail("generation: max_new_tokens must be at least 1, got ", o.max_new_tokens);
   if (o.batch_size < 1) fail("generation: batch_size must be at least 1, got ", o.batch_size);
-  for (size_t i = 0; i < prompts.size(); ++i)
-    if (prompts[i].empty()) fail("generation: prompt ", i, " is empty");
+  const int64_t context = model->config.max_position_embeddings;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].empty()) fail("generation: prompt ", i + 1, " is empty");
+    if (static_cast<int64_t>(prompts[i].size()) > context)
+      fail("generation: prompt ", i + 1, " is ", prompts[i].size(), " tokens, longer than the model's context of ",
+           context, " (max_position_embeddings)");
+  }
   torch::NoGradGuard no_grad;
   const torch::Device device = model->options.device;
   std::vector<size_t> order(prompts.size());

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 
+#include "model/safetensors_header.h"
 #include "model/weight_file.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -42,59 +43,15 @@ class SafetensorsFile final : public WeightFile {
 
  private:
   void parse() {
-    const std::string where = map_.path().string();
-    const size_t size = map_.size();
-    if (size < 8) fail(where, ": not a safetensors file (", size, " bytes, shorter than its 8-byte header length)");
-    uint64_t header_len = 0;
-    std::memcpy(&header_len, map_.data(), 8);
-    if (header_len > size - 8 || header_len > (uint64_t{100} << 20))
-      fail(where, ": bad safetensors header length ", header_len, " for a file of ", size, " bytes (truncated or not safetensors)");
-    json header;
-    try {
-      header = json::parse(map_.data() + 8, map_.data() + 8 + header_len);
-    } catch (const json::parse_error& e) {
-      fail(where, ": safetensors header is not valid JSON: ", first_line(e));
-    }
-    if (!header.is_object()) fail(where, ": safetensors header is not a JSON object");
-    const size_t data_start = 8 + header_len;
-    const size_t data_size = size - data_start;
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      if (it.key() == "__metadata__") continue;
-      const std::string tensor_where = where + ": tensor '" + it.key() + "'";
-      const json& info = it.value();
-      if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
-        fail(tensor_where, ": header entry needs dtype, shape and data_offsets");
+    for (const SafetensorsEntry& h : parse_safetensors_header(map_.data(), map_.size(), map_.path().string())) {
       TensorEntry e;
-      e.name = it.key();
-      if (!info["dtype"].is_string()) fail(tensor_where, ": dtype must be a string");
-      auto dtype = safetensors_dtype(info["dtype"].get<std::string>());
-      if (!dtype) fail(tensor_where, ": unsupported dtype ", info["dtype"].dump());
-      e.dtype = *dtype;
-      if (!info["shape"].is_array()) fail(tensor_where, ": shape must be a list");
-      int64_t numel = 1;
-      for (const auto& d : info["shape"]) {
-        if (!d.is_number_unsigned()) fail(tensor_where, ": shape ", info["shape"].dump(), " must hold non-negative integers");
-        e.shape.push_back(d.get<int64_t>());
-        if (e.shape.back() > 0 && numel > (int64_t{1} << 50) / e.shape.back()) fail(tensor_where, ": shape too large");
-        numel *= e.shape.back();
-      }
-      const json& offsets = info["data_offsets"];
-      if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
-        fail(tensor_where, ": data_offsets must be [begin, end]");
-      uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
-      uint64_t nbytes = static_cast<uint64_t>(numel) * torch::elementSize(e.dtype);
-      if (end < begin || end - begin != nbytes)
-        fail(tensor_where, ": data_offsets [", begin, ", ", end, "] hold ", end - begin, " bytes, shape ",
-             shape_string(e.shape), " needs ", nbytes);
-      if (end > data_size)
-        fail(tensor_where, ": data ends at byte ", end, " but the file holds ", data_size, " data bytes (truncated?)");
-      e.data_offset = data_start + begin;
-      e.storage_numel = numel;
+      e.name = h.name;
+      e.dtype = *safetensors_dtype(h.dtype);
+      e.shape = h.shape;
+      e.data_offset = h.file_offset;
+      e.storage_numel = h.numel;
       entries_.push_back(std::move(e));
     }
-    // The header is an unordered map; keep file order so streaming reads move forward.
-    std::sort(entries_.begin(), entries_.end(),
-              [](const TensorEntry& a, const TensorEntry& b) { return a.data_offset < b.data_offset; });
   }
 
   MappedFile map_;

@@ -165,7 +165,7 @@ constexpr const char* kScript = R"(
     container.appendChild(box);
     const c = new Chart(canvas, {
       type: 'line', data: { datasets },
-      options: { animation: false, parsing: false, normalized: true, maintainAspectRatio: false,
+      options: { animation: false, parsing: false, maintainAspectRatio: false,
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
         plugins: { legend: { labels: { boxWidth: 12 } }, tooltip: { enabled: true } },
         scales: { x: { type: 'linear', title: { display: true, text: 'step' } }, y: { type: 'linear' } } }
@@ -212,7 +212,7 @@ std::vector<int64_t> stage_offsets(const ReportInput& input) {
     offsets.push_back(input.pipeline ? at : 0);
     int64_t last = 0;
     for (const nlohmann::json& r : run.records) last = std::max(last, r.value("step", int64_t{0}));
-    at += last;
+    at = std::min<int64_t>(at + last, int64_t{1} << 60);  // steps are at most 2^53 (run_metrics)
   }
   return offsets;
 }
@@ -228,7 +228,8 @@ std::string format_bytes(double bytes) {
 
 std::string format_seconds(double seconds) {
   char text[32];
-  if (seconds < 60) std::snprintf(text, sizeof text, "%.1f s", seconds);
+  if (!(seconds >= 0 && seconds < 1e7)) std::snprintf(text, sizeof text, "%.3g s", seconds);  // nonsense times, printed as they are
+  else if (seconds < 60) std::snprintf(text, sizeof text, "%.1f s", seconds);
   else if (seconds < 3600) std::snprintf(text, sizeof text, "%d min %02d s", static_cast<int>(seconds / 60), static_cast<int>(seconds) % 60);
   else std::snprintf(text, sizeof text, "%d h %02d min", static_cast<int>(seconds / 3600), static_cast<int>(seconds / 60) % 60);
   return text;
@@ -247,9 +248,16 @@ std::string html_report(const std::vector<ReportInput>& inputs) {
   for (const ReportInput& input : inputs)
     for (const RunMetrics& run : input.runs)
       for (const std::string& w : run.warnings) warnings += "<li>" + escape(w) + "</li>\n";
-  std::string data = chart_data(inputs).dump();
-  // Inside <script>, "</" could end the element early.
-  for (size_t at = data.find("</"); at != std::string::npos; at = data.find("</", at + 3)) data.replace(at, 2, "<\\/");
+  // Inside <script>, "</script" or "<!--" could end or change the element: no '<', '>' or '&'
+  // reaches the page raw (they occur only inside JSON strings, where \u escapes mean the same).
+  // Names that are not UTF-8 (directory names are bytes) show U+FFFD.
+  std::string data;
+  for (char c : chart_data(inputs).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)) {
+    if (c == '<') data += "\\u003c";
+    else if (c == '>') data += "\\u003e";
+    else if (c == '&') data += "\\u0026";
+    else data += c;
+  }
   std::string html = "<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n<title>dsalign report: " +
                      escape(names) + "</title>\n<style>" + kStyle + "</style>\n";
   html += "<script>\n";

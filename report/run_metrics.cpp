@@ -9,6 +9,8 @@
 
 #include "train/metric_tags.h"
 #include "util/error.h"
+#include "util/files.h"
+#include "util/yaml_reader.h"
 
 namespace dsalign {
 namespace fs = std::filesystem;
@@ -50,7 +52,11 @@ std::vector<nlohmann::json> read_records(const fs::path& file, std::vector<std::
     torn_last = in.eof();  // the last line has no newline: a killed writer's
     if (line.empty()) continue;
     nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.is_object() || (record.contains("step") && !record["step"].is_number_integer())) {
+    // Steps outside [0, 2^53] are no step dsalign writes (and would overflow the report's axis).
+    const bool bad_step = record.is_object() && record.contains("step") &&
+                          (!record["step"].is_number_integer() || record["step"].get<double>() < 0 ||
+                           record["step"].get<double>() > 9007199254740992.0);
+    if (record.is_discarded() || !record.is_object() || bad_step) {
       warnings.push_back(file.string() + " line " + std::to_string(number) + ": " +
                          (torn_last ? "cut short (a killed run?)" : "not a metrics record") + "; skipped");
       continue;
@@ -88,7 +94,7 @@ RunSummary summarise(const RunMetrics& run) {
     }
     if (auto v = number("loss")) s.final_loss = v, s.steps = std::max(s.steps, r.value("step", int64_t{0}));
     if (auto v = number("val_loss")) s.final_val_loss = v;
-    if (auto v = number("tokens_seen")) s.tokens = static_cast<int64_t>(*v);
+    if (auto v = number("tokens_seen"); v && *v >= 0 && *v < 9e18) s.tokens = static_cast<int64_t>(*v);
     if (auto v = number("peak_memory_bytes")) s.peak_memory_bytes = std::max(s.peak_memory_bytes.value_or(0), *v);
     if (auto v = number("repetition_ratio")) {
       if (!s.first_repetition_ratio) s.first_repetition_ratio = v;
@@ -116,9 +122,13 @@ std::vector<std::pair<std::string, fs::path>> pipeline_stages(const fs::path& di
     std::ifstream in(listing);
     nlohmann::json p = nlohmann::json::parse(in, nullptr, false);
     if (!p.is_discarded() && p.contains("stages") && p["stages"].is_array()) {
-      for (const auto& s : p["stages"])
-        if (s.is_object() && s.value("name", "") != "" && is_file(dir / s.value("name", "") / "metrics.jsonl"))
-          stages.emplace_back(s.value("name", ""), dir / s.value("name", ""));
+      for (const auto& s : p["stages"]) {
+        // A stage's name is a directory inside the pipeline's: nothing that leads elsewhere.
+        if (!s.is_object() || !s.contains("name") || !s["name"].is_string()) continue;
+        const std::string name = s["name"].get<std::string>();
+        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) continue;
+        if (is_file(dir / name / "metrics.jsonl")) stages.emplace_back(name, dir / name);
+      }
       return stages;
     }
     warnings.push_back(listing.string() + ": not a pipeline listing; ordering its stages by time");
@@ -147,9 +157,14 @@ std::map<std::string, std::string> flatten_config(const fs::path& file, std::vec
   std::map<std::string, std::string> out;
   if (!is_file(file)) return out;
   try {
-    flatten(YAML::LoadFile(file.string()), "", out);
+    const YAML::Node root = YAML::Load(read_text_file(file));
+    check_yaml_tree(root, file.string(), 20000);
+    flatten(root, "", out);
   } catch (const YAML::Exception& e) {
     warnings.push_back(file.string() + ": not YAML (" + e.msg + "); no recipe shown");
+    out.clear();
+  } catch (const Error& e) {
+    warnings.push_back(std::string(e.what()) + "; no recipe shown");
     out.clear();
   }
   return out;
@@ -165,6 +180,8 @@ RunMetrics read_run(const fs::path& dir, const std::string& name) {
     const int64_t step = r.value("step", int64_t{0});
     for (const auto& [tag, value] : metric_scalars(r)) run.series[tag].push_back({step, value});
   }
+  for (auto& [tag, points] : run.series)
+    std::stable_sort(points.begin(), points.end(), [](const SeriesPoint& a, const SeriesPoint& b) { return a.step < b.step; });
   run.config = flatten_config(dir / "config.yaml", run.warnings);
   std::error_code ec;
   const auto written = fs::last_write_time(dir / "config.yaml", ec);
@@ -182,8 +199,11 @@ ReportInput read_report_input(const fs::path& dir) {
   if (!is_dir(dir)) fail(dir.string(), ": not a directory (expected a run directory holding metrics.jsonl)");
   ReportInput input;
   input.dir = dir;
-  input.name = fs::path(dir).lexically_normal().filename().string();
-  if (input.name.empty()) input.name = fs::path(dir).lexically_normal().parent_path().filename().string();
+  // The directory's own name, also for "." or "runs/quickstart/".
+  const fs::path absolute = fs::absolute(dir, ec).lexically_normal();
+  input.name = absolute.filename().string();
+  if (input.name.empty()) input.name = absolute.parent_path().filename().string();
+  if (input.name.empty()) input.name = dir.string();
   if (is_file(dir / "metrics.jsonl")) {
     input.runs.push_back(read_run(dir, input.name));
     return input;

@@ -7,7 +7,7 @@ source "$(dirname "$0")/env.sh"
 # 1. Debian packages (only when one is missing).
 packages=(build-essential cmake ninja-build ccache pkg-config libyaml-cpp-dev nlohmann-json3-dev
           libboost-program-options-dev libgtest-dev libgmock-dev libpcre2-dev libgloo-dev python3-venv
-          libprotobuf-dev protobuf-compiler libjs-chart.js chromium)
+          libprotobuf-dev protobuf-compiler libjs-chart.js chromium clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -57,10 +57,10 @@ std::string scalar_text(const YAML::Node& node) {
 
 bool stage_done(const PipelineStage& s) {
   switch (s.kind) {
-    case PipelineStage::Kind::init: return fs::exists(s.output / "config.json");
+    case PipelineStage::Kind::init: return path_exists(s.output / "config.json");
     case PipelineStage::Kind::sft:
-    case PipelineStage::Kind::dpo: return fs::exists(s.output / "final" / "config.json");
-    case PipelineStage::Kind::export_: return fs::exists(s.output / "config.json");
+    case PipelineStage::Kind::dpo: return path_exists(s.output / "final" / "config.json");
+    case PipelineStage::Kind::export_: return path_exists(s.output / "config.json");
   }
   return false;
 }
@@ -113,7 +113,7 @@ Pipeline parse_pipeline(const RecipeFile& file) {
       const char* key = s.has("sft") ? "sft" : "dpo";
       stage.kind = s.has("sft") ? PipelineStage::Kind::sft : PipelineStage::Kind::dpo;
       stage.recipe = resolve(s.string(key, std::nullopt));
-      if (!fs::exists(stage.recipe)) s.error(key, stage.recipe.string(), ": no such recipe");
+      if (!path_exists(stage.recipe)) s.error(key, stage.recipe.string(), ": no such recipe");
     } else {
       stage.kind = PipelineStage::Kind::export_;
       YamlReader e = s.child("export");
@@ -177,10 +177,13 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options, const D
     for (const auto& s : p.stages) found |= s.name == *options.from_stage;
     if (!found) fail("--from ", *options.from_stage, ": no such stage");
   }
-  if (dist.is_main()) {
-    fs::create_directories(p.output_dir);
+  // Under all_succeed: a failure on rank 0 stops every rank at once instead of leaving them
+  // waiting in the next collective.
+  dist.all_succeed([&] {
+    if (!dist.is_main()) return;
+    create_parent_directories(p.output_dir / "pipeline.json");
     write_pipeline_listing(p);
-  }
+  }, "pipeline directory");
   // Rank 0's view of the run directory decides, so every rank takes the same branch.
   auto decided = [&](int64_t mine, const char* what) {
     return static_cast<int64_t>(dist.all_reduce_max(dist.is_main() ? static_cast<double>(mine) : 0.0, what));
@@ -203,13 +206,13 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options, const D
           break;
         }
         for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-          if (!fs::exists(s.tokenizer / f)) fail("stage ", s.name, ": ", s.tokenizer.string(), " has no ", f);
+          if (!path_exists(s.tokenizer / f)) fail("stage ", s.name, ": ", s.tokenizer.string(), " has no ", f);
         SaveOptions save;
         save.dtype = parse_dtype(s.dtype);
         save.overwrite = true;
         init_checkpoint(*model_preset(s.preset), static_cast<uint64_t>(s.seed), s.output, save);
         for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-          if (fs::exists(s.tokenizer / f)) fs::copy_file(s.tokenizer / f, s.output / f, fs::copy_options::overwrite_existing);
+          if (path_exists(s.tokenizer / f)) fs::copy_file(s.tokenizer / f, s.output / f, fs::copy_options::overwrite_existing);
         dist.barrier("pipeline init stage");
         break;
       }
@@ -220,7 +223,7 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options, const D
         std::string resume;
         // 1: start over, 2: resume from the newest checkpoint, 3: replace a run that died before one.
         const int64_t how = decided(rerun ? 1 : !newest_training_checkpoint(s.output).empty() ? 2
-                                              : fs::exists(s.output / "config.yaml")          ? 3
+                                              : path_exists(s.output / "config.yaml")          ? 3
                                                                                                : 0,
                                     "pipeline stage resume");
         if (how == 1 || how == 3) overrides.push_back("run.overwrite=true");

@@ -192,7 +192,10 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
   const double flops_per_token = training_flops_per_token(model->config, r.data.max_seq_len);
 
   std::vector<EvalPrompt> repetition_prompts;
-  if (r.repetition) repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
+  if (r.repetition) {
+    repetition_prompts = read_eval_prompts(r.repetition->prompts, r.repetition->max_prompts);
+    check_prompts_fit(model->config, tokenizer, format, repetition_prompts, r.repetition->prompts);
+  }
   SftOutcome outcome;
   // The repetition ratio of the model as it stands, into metrics.jsonl and repetition/step_<N>.jsonl.
   int64_t last_repetition_step = -1;
@@ -212,6 +215,12 @@ SftOutcome run_sft(const SftRecipe& r, const RecipeFile& file, const std::string
     run_eval_monitor(model, tokenizer, *r.eval, run.step(), run.metrics(), out, dist);
   };
   if (r.eval && r.eval->at_start && run.step() == 0) evaluate();
+  // The monitors of a resumed run's checkpoint step ran after the checkpoint; the resume dropped
+  // their lines (train/run_setup's truncate_metrics), so they run again here.
+  if (run.resuming() && run.step() > 0 && run.step() < total_steps) {
+    if (r.repetition && r.repetition->every_steps > 0 && run.step() % r.repetition->every_steps == 0) measure();
+    if (r.eval && eval_due(*r.eval, run.step(), total_steps)) evaluate();
+  }
 
   // --- train ---
   std::pair<int64_t, double> last_validation = {-1, -1.0};  // (step, loss) of the newest validation

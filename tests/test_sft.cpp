@@ -177,6 +177,72 @@ TEST(Sft, ResumeAfterSigkillMatchesUninterruptedRun) {
             read_text_file(f.dir / "whole" / "final" / "model.safetensors"));
 }
 
+namespace {
+
+// `command` under /bin/sh as a child of this process (so it can be waited for).
+pid_t start_command(const std::string& command) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits up to `seconds` for pid to exit; its exit code, or -1 (then it is killed).
+int wait_for_exit(pid_t pid, double seconds) {
+  for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+// Names under `dir` (recursively) that are temporary: staging directories and files.
+std::vector<std::string> temporaries(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(".tmp-") != std::string::npos || name.find(".partial") != std::string::npos ||
+        name.find(".old-") != std::string::npos)
+      out.push_back(e.path().string());
+  }
+  return out;
+}
+
+}  // namespace
+
+// SIGINT during sft: the run stops before its next step within seconds, with one line naming the
+// newest complete checkpoint; that checkpoint is intact (it resumes), and nothing temporary is left.
+TEST(Sft, SigintStopsBeforeTheNextStepKeepingTheNewestCheckpoint) {
+  SftFixture f;
+  const std::string cli = DSALIGN_CLI;
+  const std::string recipe = (f.dir / "recipe.yaml").string();
+  const std::string common = " train.checkpoint_every_steps=2 data.epochs=3";
+  const std::string log = (f.dir / "log").string();
+  const pid_t pid = start_command("exec " + cli + " sft " + recipe + common + " > " + log + " 2>&1");
+  const fs::path metrics = f.dir / "run" / "metrics.jsonl";
+  bool reached = false;
+  for (int i = 0; i < 600 && !reached; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    reached = fs::exists(metrics) && read_text_file(metrics).find("\"step\":5,") != std::string::npos;
+  }
+  ASSERT_TRUE(reached) << "the run never reached step 5";
+  ::kill(pid, SIGINT);
+  ASSERT_EQ(wait_for_exit(pid, 10), 1) << "not stopped with exit code 1 within 10 s of SIGINT\n" << read_text_file(log);
+  const std::string err = read_text_file(log);
+  const size_t at = err.find("dsalign sft: error: interrupted before step ");
+  ASSERT_NE(at, std::string::npos) << err;
+  EXPECT_NE(err.find("the newest complete checkpoint is ", at), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(f.dir / "run" / "final"));
+  EXPECT_EQ(temporaries(f.dir / "run"), std::vector<std::string>{});
+  ASSERT_EQ(std::system((cli + " sft " + recipe + common + " --resume > " + log + " 2>&1").c_str()), 0) << read_text_file(log);
+  EXPECT_TRUE(fs::exists(f.dir / "run" / "final" / "model.safetensors"));
+}
+
 // Every shipped SFT recipe parses (keys and types valid) and states the paper's settings.
 TEST(Sft, ShippedRecipesParse) {
   fs::path recipes = fs::path(DSALIGN_SOURCE_DIR) / "recipes";

@@ -223,14 +223,26 @@ TEST(TensorBoard, TensorBoardReadsEveryScalarOfSftAndDpoRuns) {
 
 // A resumed run (from the step-4 checkpoint of a 6-step run) rewrites steps 5 and 6 once, in
 // order, in the same file: TensorBoard reads what metrics.jsonl holds.
+// Monitors run every 2 steps, so the step-4 checkpoint's own monitors (logged after it) are
+// dropped on resume and logged again: the resumed logs equal an uninterrupted run's.
 TEST(TensorBoard, ResumedRunAppendsWithoutRepeatingSteps) {
   TempDir tmp;
   tiny_model(tmp.path / "model");
   write_sft_inputs(tmp);
-  RecipeFile sft = load_recipe(tmp.path / "sft.yaml", {"monitor.eval.every_steps=0", "monitor.eval.at_end=false"});
+  RecipeFile sft = load_recipe(tmp.path / "sft.yaml", {"monitor.eval.every_steps=2", "monitor.repetition.every_steps=2"});
   run_sft(parse_sft_recipe(sft), sft);
+  const std::vector<Scalar> whole = metrics_scalars(tmp.path / "sft");
   fs::remove_all(tmp.path / "sft" / "final");
   run_sft(parse_sft_recipe(sft), sft, (tmp.path / "sft" / "checkpoints" / "step_4").string());
+  std::set<std::pair<std::string, int64_t>> want, got;
+  for (const auto& [tag, step, value] : whole) want.insert({tag, step});
+  std::map<std::pair<std::string, int64_t>, int> logged;
+  for (const auto& [tag, step, value] : metrics_scalars(tmp.path / "sft")) {
+    got.insert({tag, step});
+    const int times = ++logged[std::make_pair(tag, step)];
+    EXPECT_EQ(times, 1) << "metrics.jsonl: " << tag << " at step " << step << " twice";
+  }
+  EXPECT_EQ(got, want) << "the resumed run's metrics differ from the uninterrupted run's in tags or steps";
   const auto files = tensorboard_event_files(tmp.path / "sft" / "tensorboard");
   ASSERT_EQ(files.size(), 1u);
   int64_t previous = 0;

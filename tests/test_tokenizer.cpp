@@ -207,6 +207,7 @@ TEST(Tokenizer, BadTokenizerFilesAreOneLineErrors) {
 }
 
 TEST(Tokenizer, CliTokenize) {
+  if (std::string(DSALIGN_CLI).empty()) GTEST_SKIP() << "a core-only (sanitizer) build has no dsalign executable";
   fs::path input = fs::temp_directory_path() / ("dsalign_tokenize_" + std::to_string(::getpid()) + ".txt");
   std::string text = "def f(x):\n    return x * 2  # 二倍\n";
   std::ofstream(input) << text;
@@ -224,4 +225,25 @@ TEST(Tokenizer, CliTokenize) {
   EXPECT_EQ(ids, Tokenizer::load(assets() / "deepseek-coder").encode(text, true));
   EXPECT_EQ(ids.front(), 32013);
   fs::remove(input);
+}
+
+// Fuzzing findings, kept as regression inputs in fuzz/corpus/: a number too large for any type
+// (nlohmann's out_of_range, not a parse_error) and a tokenizer_config.json whose fields have the
+// wrong types are one-line errors naming the file.
+TEST(Tokenizer, FuzzFindingsAreOneLineErrors) {
+  const fs::path dir = fs::temp_directory_path() / ("dsalign_tokenizer_fuzz_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << read_text_file(fs::path(DSALIGN_SOURCE_DIR) / "fuzz/corpus/tokenizer_json/regression-number-overflow");
+  std::string e;
+  try {
+    Tokenizer::load(dir);
+  } catch (const Error& error) {
+    e = error.what();
+  }
+  EXPECT_NE(e.find("tokenizer.json: invalid JSON"), std::string::npos) << e;
+  std::ofstream(dir / "tokenizer_config.json") << R"({"tokenizer_class": 5, "chat_template": [{"name": 1, "template": 2}]})";
+  const TokenizerSettings settings = read_tokenizer_config(dir / "tokenizer_config.json");
+  EXPECT_FALSE(settings.add_bos_token);
+  EXPECT_EQ(settings.chat_template, "");
+  fs::remove_all(dir);
 }

@@ -87,3 +87,23 @@ TEST(RecipeFile, OverridesAndErrors) {
   fs::remove(file);
   EXPECT_NE(error_of([&] { load_recipe(file, {}); }).find("recipe not found"), std::string::npos);
 }
+
+// A recipe whose YAML aliases loop or multiply is an error naming the file, not a hang or a
+// stack overflow in whatever walks the tree next.
+TEST(RecipeFile, AliasLoopsAndBombsAreErrors) {
+  dsalign::testing::TempDir tmp;
+  const auto loop = tmp.write("loop.yaml", "run: &r {name: x, again: *r}\n");
+  EXPECT_NE(dsalign::testing::error_of([&] { load_recipe(loop, {}); }).find("loop.yaml: a YAML alias refers to a node that contains it"),
+            std::string::npos);
+  const auto fine = tmp.write("fine.yaml", "run: {name: x}\n");
+  EXPECT_NE(dsalign::testing::error_of([&] { load_recipe(fine, {"train.x=&a [1, *a]"}); }).find("with its overrides"),
+            std::string::npos);
+  std::string bomb = "a: &a [1,1,1,1,1,1,1,1,1,1]\n";
+  for (char c = 'b'; c <= 'f'; ++c) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ",*" : "*") + static_cast<char>(c - 1);
+    bomb += "]\n";
+  }
+  EXPECT_NE(dsalign::testing::error_of([&] { load_recipe(tmp.write("bomb.yaml", bomb), {}); }).find("YAML nodes once aliases"),
+            std::string::npos);
+}

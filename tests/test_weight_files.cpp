@@ -1,16 +1,21 @@
 // Reading and writing weights: safetensors and torch .bin files, checkpoint directories with
 // strict checks, and the CLI's one-line errors on bad input.
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 
 #include "model/checkpoint.h"
+#include "model/export.h"
+#include "model/torch_pickle.h"
 #include "model/weight_file.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/interrupt.h"
 #include "test_util.h"
 
 using namespace dsalign;
@@ -91,6 +96,47 @@ TEST(Safetensors, BadFilesGiveOneLineErrors) {
   header = R"({"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})";
   n = header.size();
   check(std::string(reinterpret_cast<char*>(&n), 8) + header + "x", "unsupported dtype");
+  // Checkpoints from strangers: offsets past the file, tensors sharing bytes.
+  header = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[1000000,1000008]}})";
+  n = header.size();
+  check(std::string(reinterpret_cast<char*>(&n), 8) + header + std::string(8, '\0'), "but the file holds 8 data bytes");
+  header = R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})";
+  n = header.size();
+  check(std::string(reinterpret_cast<char*>(&n), 8) + header + std::string(16, '\0'), "tensors 'a' (bytes 0..16) and 'b' (bytes 8..16) overlap");
+  // An empty tensor inside another's bytes overlaps nothing, but the one after it still does.
+  header = R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+           R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})";
+  n = header.size();
+  check(std::string(reinterpret_cast<char*>(&n), 8) + header + std::string(16, '\0'), "and 'b' (bytes 8..12) overlap");
+}
+
+// A .bin whose pickle names any global but torch's tensor-rebuilding functions and storage types
+// (here os.system, as a malicious checkpoint would) is refused, naming it; nothing is imported
+// or run (the reader is not Python).
+TEST(TorchBin, PickleNamingOtherGlobalsIsRefused) {
+  TempDir tmp;
+  // {"w": os.system("touch <file>")} in pickle protocol 2.
+  const fs::path victim = tmp.path / "pwned";
+  const std::string command = "touch " + victim.string();
+  std::string pickle = std::string("\x80\x02}q\x00X\x01\x00\x00\x00", 10) + "wq" + std::string("\x01", 1) +
+                       "cos\nsystem\nq" + std::string("\x02", 1) + "X";
+  const uint32_t length = static_cast<uint32_t>(command.size());
+  pickle += std::string(reinterpret_cast<const char*>(&length), 4) + command + "\x85R" + "s.";
+  std::string e = error_of([&] { read_state_dict_pickle(reinterpret_cast<const uint8_t*>(pickle.data()), pickle.size(), "x/data.pkl"); });
+  EXPECT_NE(e.find("x/data.pkl: refused: the pickle names the global 'os.system'"), std::string::npos) << e;
+  // The same inside a real torch.save zip, through the checkpoint loader.
+  fs::create_directories(tmp.path / "ckpt");
+  write_bytes(tmp.path / "ckpt" / "config.json", to_hf_config_json(tiny(), "float32").dump());
+  {
+    caffe2::serialize::PyTorchStreamWriter writer((tmp.path / "ckpt" / "pytorch_model.bin").string());
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    writer.writeRecord("byteorder", "little", 6);
+    writer.writeEndOfFile();
+  }
+  e = error_of([&] { load_model(tmp.path / "ckpt", {}); });
+  EXPECT_NE(e.find("pytorch_model.bin: refused: the pickle names the global 'os.system'"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  EXPECT_FALSE(fs::exists(victim));
 }
 
 TEST(Checkpoint, ShardedSaveAndStrictLoad) {
@@ -213,6 +259,8 @@ TEST(Cli, BadInputIsOneLineAndNonZero) {
   TempDir tmp;
   const std::string cli = DSALIGN_CLI;
   ASSERT_EQ(run(cli + " init tiny " + (tmp.path / "m").string()).first, 0);
+  std::string long_ids;
+  for (int i = 0; i < 77; ++i) long_ids += (i ? "," : "") + std::to_string(i == 76 ? 600 : 300 + i);
   struct Case {
     std::string args, expected;
   };
@@ -235,6 +283,17 @@ TEST(Cli, BadInputIsOneLineAndNonZero) {
       {"launch --nproc-per-node 2", "no dsalign command to launch"},
       {"launch --nproc-per-node 2 --bogus 1 sft r.yaml", "unknown option --bogus"},
       {"nosuchcommand", "unknown command"},
+      // The issue's cases: a 77-id list is a list, never tried as a path; an output under a file.
+      {"forward --model " + (tmp.path / "m").string() + " --ids " + long_ids + " --out " + (tmp.path / "o").string(),
+       "token id 600 is outside the vocabulary"},
+      {"forward --model " + (tmp.path / "m").string() + " --ids " + (tmp.path / "missing.txt").string() + " --out " +
+           (tmp.path / "o").string(), "missing.txt: no such file (expected a file of token ids, or ids like 1,2,3)"},
+      {"forward --model " + (tmp.path / "m").string() + " --ids " + tmp.path.string() + " --out " + (tmp.path / "o").string(),
+       "is a directory"},
+      {"forward --model " + (tmp.path / "m").string() + " --ids " + std::string(5000, 'a') + " --out " + (tmp.path / "o").string(),
+       "no such file"},
+      {"export " + (tmp.path / "m").string() + " " + (tmp.path / "m" / "config.json" / "out").string(),
+       "config.json is a file, not a directory"},
   };
   for (const auto& c : cases) {
     auto [status, err] = run(cli + " " + c.args);
@@ -284,4 +343,28 @@ TEST(Checkpoint, StreamingInitEqualsInitWeights) {
   auto a = expected->named_parameters(), b = loaded->named_parameters();
   for (auto& item : a) EXPECT_TRUE(torch::equal(item.value(), b[item.key()])) << item.key();
   EXPECT_NEAR(a["model.layers.0.mlp.up_proj.weight"].std().item<double>(), 0.02, 0.002);
+}
+
+// A signal during an export (util/interrupt) stops it between tensors with one line, and leaves
+// neither the output nor its staging directory.
+TEST(Export, SignalStopsBetweenTensorsAndLeavesNothing) {
+  TempDir tmp;
+  SaveOptions save;
+  save.dtype = torch::kFloat32;
+  init_checkpoint(*model_preset("tiny-coder"), 0, tmp.path / "model", save);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(DSALIGN_SOURCE_DIR) / "assets/tokenizers/deepseek-coder" / f, tmp.path / "model" / f);
+  {
+    InterruptScope interrupts;
+    ::raise(SIGINT);
+    const std::string e = error_of([&] { export_model(tmp.path / "model", tmp.path / "out", "auto", ExportOptions{}); });
+    EXPECT_NE(e.find("interrupted by SIGINT while exporting "), std::string::npos) << e;
+    EXPECT_NE(e.find("out was not written"), std::string::npos) << e;
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "out"));
+  for (const auto& entry : fs::directory_iterator(tmp.path))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  // The scope restored the default: no flag is left for the next export.
+  export_model(tmp.path / "model", tmp.path / "out", "auto", ExportOptions{});
+  EXPECT_TRUE(fs::exists(tmp.path / "out" / "model.safetensors"));
 }

@@ -16,17 +16,17 @@ int64_t first_dim(const std::vector<int64_t>& shape) { return shape.empty() ? 1 
 }  // namespace
 
 void CheckpointReader::add_file(const fs::path& path) {
-  if (!fs::exists(path)) fail(dir_.string(), ": not a complete training checkpoint (", path.filename().string(), " is missing)");
+  if (!path_exists(path)) fail(dir_.string(), ": not a complete training checkpoint (", path.filename().string(), " is missing)");
   files_.push_back(path.extension() == ".bin" ? open_torch_bin(path) : open_safetensors(path));
 }
 
 CheckpointReader::CheckpointReader(const fs::path& dir) : dir_(dir) {
-  if (!fs::is_directory(dir)) fail(dir.string(), ": no such checkpoint directory");
-  if (!fs::exists(dir / "state.json")) fail(dir.string(), ": not a complete dsalign training checkpoint (no state.json)");
+  if (!is_existing_directory(dir)) fail(dir.string(), ": no such checkpoint directory");
+  if (!path_exists(dir / "state.json")) fail(dir.string(), ": not a complete dsalign training checkpoint (no state.json)");
   const fs::path layout_file = dir / "shard_layout.json";
-  if (!fs::exists(layout_file)) {
+  if (!path_exists(layout_file)) {
     // One process: the Hugging Face weights and trainer_state.safetensors, each tensor whole.
-    if (!fs::exists(dir / "trainer_state.safetensors"))
+    if (!path_exists(dir / "trainer_state.safetensors"))
       fail(dir.string(), ": not a complete dsalign training checkpoint (no trainer_state.safetensors or shard_layout.json)");
     std::vector<fs::path> paths = find_checkpoint_files(dir).files;
     paths.push_back(dir / "trainer_state.safetensors");

@@ -1,5 +1,6 @@
 #include "train/metric_tags.h"
 
+#include <cmath>
 #include <map>
 
 namespace dsalign {
@@ -50,11 +51,15 @@ std::vector<std::pair<std::string, double>> metric_scalars(const nlohmann::json&
   if (!record.is_object()) return out;
   for (const auto& [key, value] : record.items()) {
     if (key == "step" || key == "time") continue;
-    if (value.is_number() || value.is_boolean()) {
-      out.emplace_back(metric_tag(key), value.is_boolean() ? (value.get<bool>() ? 1.0 : 0.0) : value.get<double>());
+    // Non-finite numbers are null in metrics.jsonl (JSON has no NaN): not scalars either.
+    if (value.is_boolean()) {
+      out.emplace_back(metric_tag(key), value.get<bool>() ? 1.0 : 0.0);
+    } else if (value.is_number() && std::isfinite(value.get<double>())) {
+      out.emplace_back(metric_tag(key), value.get<double>());
     } else if (value.is_array()) {
       for (size_t i = 0; i < value.size(); ++i)
-        if (value[i].is_number()) out.emplace_back(metric_tag(key) + "/rank_" + std::to_string(i), value[i].get<double>());
+        if (value[i].is_number() && std::isfinite(value[i].get<double>()))
+          out.emplace_back(metric_tag(key) + "/rank_" + std::to_string(i), value[i].get<double>());
     }
   }
   return out;

@@ -13,7 +13,7 @@ namespace dsalign {
 std::string metric_tag(const std::string& key);
 
 // The scalars of one metrics.jsonl record as (tag, value): numbers and booleans; arrays of
-// numbers as <tag>/rank_<i>; "step", "time", strings and nulls are not scalars.
+// numbers as <tag>/rank_<i>; "step", "time", strings, nulls and non-finite numbers are not scalars.
 std::vector<std::pair<std::string, double>> metric_scalars(const nlohmann::json& record);
 
 }  // namespace dsalign

@@ -1,5 +1,7 @@
 #include "train/recipe_file.h"
 
+#include "util/yaml_reader.h"
+
 #include <sstream>
 
 #include "util/error.h"
@@ -72,7 +74,7 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
 }
 
 RecipeFile load_recipe(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
-  if (!std::filesystem::is_regular_file(path)) fail(path.string(), ": recipe not found");
+  if (!is_existing_file(path)) fail(path.string(), ": recipe not found");
   RecipeFile recipe;
   recipe.path = path;
   try {
@@ -80,8 +82,10 @@ RecipeFile load_recipe(const std::filesystem::path& path, const std::vector<std:
   } catch (const YAML::Exception& e) {
     fail(path.string(), ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg);
   }
+  check_yaml_tree(recipe.root, path.string());
   if (!recipe.root.IsMap()) fail(path.string(), ": a recipe is a mapping of sections (run, model, data, train, ...)");
   for (const auto& o : overrides) apply_override(recipe.root, o);
+  if (!overrides.empty()) check_yaml_tree(recipe.root, path.string() + " with its overrides");
   return recipe;
 }
 

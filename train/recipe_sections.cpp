@@ -1,6 +1,7 @@
 #include "train/recipe_sections.h"
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace dsalign {
 namespace fs = std::filesystem;
@@ -49,9 +50,9 @@ void write_absolute_paths(YAML::Node& root, const RunSection& run, const ModelSe
 }
 
 fs::path resolve_model_dir(const fs::path& path, const std::string& key) {
-  if (fs::exists(path / "config.json")) return path;
-  if (fs::exists(path / "final" / "config.json")) return path / "final";
-  if (fs::exists(path / "config.yaml"))
+  if (path_exists(path / "config.json")) return path;
+  if (path_exists(path / "final" / "config.json")) return path / "final";
+  if (path_exists(path / "config.yaml"))
     fail(path.string(), " (", key, "): a run directory without final/ (the run has not finished; resume it first)");
   fail(path.string(), " (", key, "): expected a Hugging Face checkpoint directory (config.json) or a finished run directory (final/)");
 }

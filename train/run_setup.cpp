@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 
 void check_run_directory(const RunSection& run, bool resuming) {
   const fs::path& out = run.output_dir;
-  if (fs::exists(out / "config.yaml") && !run.overwrite && !resuming)
+  if (path_exists(out / "config.yaml") && !run.overwrite && !resuming)
     fail(out.string(), ": already holds a run (resume it with --resume, or set run.overwrite=true to replace it)");
 }
 
@@ -168,12 +168,16 @@ fs::path export_final(const ModelConfig& config, const NamedTensors& weights, co
 }
 
 void truncate_metrics(const fs::path& path, int64_t step) {
-  if (!fs::exists(path)) return;
+  if (!path_exists(path)) return;
   std::string kept;
   std::istringstream in(read_text_file(path));
   for (std::string line; std::getline(in, line);) {
+    // Up to the checkpoint: records of earlier steps, and of its own step only the training
+    // record (what the resumed run logs after it, monitors and validation, it logs again).
     try {
-      if (nlohmann::json::parse(line).value("step", int64_t{0}) > step) continue;
+      const nlohmann::json record = nlohmann::json::parse(line);
+      const int64_t at = record.value("step", int64_t{0});
+      if (at > step || (at == step && !record.contains("loss"))) continue;
     } catch (const nlohmann::json::exception&) {
       continue;  // a half-written last line
     }

@@ -29,7 +29,7 @@ void publish(const CheckpointSnapshot& s, const fs::path& staging) {
   const ShardPart& part = *s.shard;
   write_file_atomic(staging / "config.json", to_hf_config_json(s.config, dtype_name(s.weight_dtype)).dump(2) + "\n");
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-    if (fs::exists(s.tokenizer_dir / name)) fs::copy_file(s.tokenizer_dir / name, staging / name, fs::copy_options::overwrite_existing);
+    if (path_exists(s.tokenizer_dir / name)) fs::copy_file(s.tokenizer_dir / name, staging / name, fs::copy_options::overwrite_existing);
   nlohmann::json files = nlohmann::json::array();
   for (int64_t r = 0; r < part.world; ++r) files.push_back(shard_file_name(r, part.world));
   nlohmann::json layout = {{"format", "dsalign sharded checkpoint v1"},
@@ -42,7 +42,7 @@ void publish(const CheckpointSnapshot& s, const fs::path& staging) {
   const auto deadline = std::chrono::steady_clock::now() + part.wait;
   for (int64_t r = 0; r < part.world; ++r) {
     const fs::path file = staging / shard_file_name(r, part.world);
-    while (!fs::exists(file)) {
+    while (!path_exists(file)) {
       if (std::chrono::steady_clock::now() > deadline)
         fail("rank ", r, "'s ", file.filename().string(), " did not appear within ", part.wait.count() / 60000.0,
              " minutes (the checkpoint is left unpublished)");
@@ -52,7 +52,7 @@ void publish(const CheckpointSnapshot& s, const fs::path& staging) {
   for (const auto& entry : fs::directory_iterator(staging)) fsync_file(entry.path());
   write_file_atomic(staging / "state.json", s.state.dump(2) + "\n");  // last: marks it complete
   fsync_file(staging / "state.json");
-  if (fs::exists(s.dir)) fs::remove_all(s.dir);  // a step_N an earlier attempt left
+  if (path_exists(s.dir)) fs::remove_all(s.dir);  // a step_N an earlier attempt left
   fs::rename(staging, s.dir);
 }
 

@@ -50,6 +50,12 @@ bool is_event_file(const fs::path& p) {
   return name.find("tfevents") != std::string::npos && name.find(".tmp-") == std::string::npos;
 }
 
+bool has_tag(const tb::Event& event, const std::string& tag) {
+  for (const tb::Summary::Value& v : event.summary().value())
+    if (v.tag() == tag) return true;
+  return false;
+}
+
 }  // namespace
 
 uint32_t masked_crc32c(const void* data, size_t size) {
@@ -163,13 +169,20 @@ void truncate_tensorboard(const fs::path& dir, int64_t step) {
     bool dropped = !records.clean;
     for (const std::string& record : records.records) {
       tb::Event event;
-      if (event.ParseFromString(record) && event.what_case() != tb::Event::kFileVersion && event.step() > step) {
+      if (event.ParseFromString(record) && event.what_case() == tb::Event::kSummary &&
+          (event.step() > step || (event.step() == step && !has_tag(event, "train/loss")))) {
         dropped = true;
         continue;
       }
       kept += framed(record);
     }
-    if (dropped) write_file_atomic(file, kept);
+    if (!dropped) continue;
+    // Written under a name without "tfevents", which TensorBoard would read as a second log.
+    const fs::path partial = dir / (".truncate-" + std::to_string(::getpid()) + ".partial");
+    write_file_atomic(partial, kept);
+    std::error_code ec;
+    fs::rename(partial, file, ec);
+    if (ec) fail(file.string(), ": cannot replace it (", ec.message(), ")");
   }
 }
 

@@ -13,6 +13,7 @@
 #include "train/step_engine.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace dsalign {
 namespace fs = std::filesystem;
@@ -51,7 +52,7 @@ void TrainerRun::load_model(const fs::path& model_dir, DecoderOptions o, int64_t
                  dist_.backend_name().c_str(), shard_strategy_name(strategy_));
   // Rank 0 writes metrics, checkpoints' publication and the progress line; every rank takes part
   // in collectives and writes its own part of each checkpoint.
-  metrics_ = open_metrics(spec_.run, resuming(), spec_.resolved_recipe, dist_);
+  dist_.all_succeed([&] { metrics_ = open_metrics(spec_.run, resuming(), spec_.resolved_recipe, dist_); }, "metrics and TensorBoard logs");
   writer_ = std::make_unique<CheckpointWriter>(spec_.train.async_checkpoint);
   run_start_ = last_checkpoint_ = std::chrono::steady_clock::now();
 }
@@ -93,6 +94,14 @@ nlohmann::json TrainerRun::step_record(const StepResult& r, double lr, double to
 
 bool TrainerRun::finish_step(const StepResult& r, const std::function<void(nlohmann::json&)>& add_metrics,
                              const std::string& what) {
+  // A signal (util/interrupt) stops every rank before the same step: a collective decides.
+  if (dist_.all_reduce_max(interrupt_signal() ? 1.0 : 0.0, "interrupt") > 0) {
+    dist_.all_succeed([&] { writer_->wait(); }, "checkpoint");
+    const fs::path newest = newest_training_checkpoint(out_);
+    fail("interrupted before step ", state_.step + 1, newest.empty() ? std::string(": no checkpoint yet")
+                                                                     : ": the newest complete checkpoint is " + newest.string() +
+                                                                           " (continue with --resume)");
+  }
   const int64_t step = ++state_.step;
   state_.epoch = r.epoch;
   state_.step_in_epoch = r.next_step_in_epoch;

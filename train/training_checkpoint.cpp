@@ -21,11 +21,11 @@ torch::Tensor host_copy(const torch::Tensor& t) {
 
 // A sharded checkpoint is complete only with every rank's file its layout lists.
 bool shard_files_present(const fs::path& dir) {
-  if (!fs::exists(dir / "shard_layout.json")) return true;
+  if (!path_exists(dir / "shard_layout.json")) return true;
   try {
     auto layout = nlohmann::json::parse(read_text_file(dir / "shard_layout.json"));
     for (const auto& f : layout.at("files"))
-      if (!fs::exists(dir / f.get<std::string>())) return false;
+      if (!path_exists(dir / f.get<std::string>())) return false;
   } catch (const std::exception&) {
     return false;
   }
@@ -35,10 +35,10 @@ bool shard_files_present(const fs::path& dir) {
 // checkpoints/step_<N> directories that are complete (state.json present), oldest first.
 std::vector<fs::path> complete_checkpoints(const fs::path& root) {
   std::vector<std::pair<int64_t, fs::path>> found;
-  if (!fs::is_directory(root)) return {};
+  if (!is_existing_directory(root)) return {};
   for (const auto& entry : fs::directory_iterator(root)) {
     const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || name.rfind("step_", 0) != 0 || !fs::exists(entry.path() / "state.json")) continue;
+    if (!entry.is_directory() || name.rfind("step_", 0) != 0 || !path_exists(entry.path() / "state.json")) continue;
     if (!shard_files_present(entry.path())) continue;
     try {
       found.emplace_back(std::stoll(name.substr(5)), entry.path());
@@ -98,7 +98,7 @@ void write_training_checkpoint(const CheckpointSnapshot& s) {
     save.overwrite = true;
     save_checkpoint(s.config, s.weights, staged.path(), save);
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-      if (fs::exists(s.tokenizer_dir / name)) fs::copy_file(s.tokenizer_dir / name, staged.path() / name);
+      if (path_exists(s.tokenizer_dir / name)) fs::copy_file(s.tokenizer_dir / name, staged.path() / name);
     write_safetensors(staged.path() / "trainer_state.safetensors", s.trainer_state);
     write_file_atomic(staged.path() / "state.json", s.state.dump(2) + "\n");  // last: marks it complete
     staged.commit();
@@ -117,7 +117,7 @@ void prune_checkpoints(const fs::path& root, int64_t keep_last) {
 
 nlohmann::json load_training_checkpoint(const CheckpointReader& reader, CausalLM& model, int64_t rank) {
   const fs::path& dir = reader.dir();
-  if (!fs::exists(dir / "state.json")) fail(dir.string(), ": not a complete dsalign training checkpoint (no state.json)");
+  if (!path_exists(dir / "state.json")) fail(dir.string(), ": not a complete dsalign training checkpoint (no state.json)");
   nlohmann::json state;
   try {
     state = nlohmann::json::parse(read_text_file(dir / "state.json"));

@@ -50,24 +50,64 @@ void MappedFile::release(size_t offset, size_t length) const {
 
 std::string read_text_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path.string(), ": cannot open for reading");
+  if (!in) fail(path.string(), ": cannot open for reading (", std::strerror(errno), ")");
   std::ostringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
 }
 
-StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite)
-    : final_(fs::absolute(final_dir).lexically_normal()), overwrite_(overwrite) {
+bool path_exists(const fs::path& path) {
+  std::error_code ec;
+  return fs::exists(path, ec) && !ec;
+}
+
+bool is_existing_directory(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) && !ec;
+}
+
+bool is_existing_file(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec) && !ec;
+}
+
+void create_parent_directories(const fs::path& path) {
+  const fs::path parent = fs::path(path).lexically_normal().parent_path();
+  if (parent.empty()) return;
+  // The nearest ancestor that exists must be a directory.
+  for (fs::path p = parent; !p.empty(); p = p.parent_path()) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(p, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      fail(path.string(), ": cannot be created (", p.string(), ": ", ec.message(), ")");
+    if (fs::exists(status)) {
+      if (!fs::is_directory(status)) fail(path.string(), ": cannot be created: ", p.string(), " is a file, not a directory");
+      break;
+    }
+    if (p == p.parent_path()) break;
+  }
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) fail(path.string(), ": cannot create the directory ", parent.string(), " (", ec.message(), ")");
+}
+
+StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite) : overwrite_(overwrite) {
+  std::error_code ec;
+  final_ = fs::absolute(final_dir, ec).lexically_normal();
+  if (ec) fail(final_dir.string(), ": not a usable path (", ec.message(), ")");
   if (final_.filename().empty()) final_ = final_.parent_path();
-  if (fs::exists(final_)) {
-    if (!fs::is_directory(final_)) fail(final_.string(), ": exists and is not a directory");
-    if (!overwrite_ && !fs::is_empty(final_))
+  create_parent_directories(final_);
+  const fs::file_status status = fs::status(final_, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) fail(final_.string(), ": cannot be used (", ec.message(), ")");
+  if (fs::exists(status)) {
+    if (!fs::is_directory(status)) fail(final_.string(), ": exists and is not a directory");
+    if (!overwrite_ && !fs::is_empty(final_, ec))
       fail(final_.string(), ": directory exists and is not empty (choose another output directory)");
   }
-  fs::create_directories(final_.parent_path());
   staging_ = final_.parent_path() / ("." + final_.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(staging_);
-  fs::create_directories(staging_);
+  fs::remove_all(staging_, ec);
+  fs::create_directories(staging_, ec);
+  if (ec) fail(final_.string(), ": cannot write in ", final_.parent_path().string(), " (", ec.message(), ")");
 }
 
 StagedDirectory::~StagedDirectory() {
@@ -86,32 +126,40 @@ void StagedDirectory::commit() {
       ::close(fd);
     }
   }
-  if (fs::exists(final_)) {
+  std::error_code ec;
+  if (path_exists(final_)) {
     fs::path old = final_.parent_path() / ("." + final_.filename().string() + ".old-" + std::to_string(::getpid()));
-    fs::rename(final_, old);
-    fs::rename(staging_, final_);
-    fs::remove_all(old);
+    fs::rename(final_, old, ec);
+    if (!ec) fs::rename(staging_, final_, ec);
+    if (!ec) fs::remove_all(old, ec);
   } else {
-    fs::rename(staging_, final_);
+    fs::rename(staging_, final_, ec);
   }
+  if (ec) fail(final_.string(), ": cannot publish the finished directory (", ec.message(), ")");
   committed_ = true;
 }
 
 void write_file_atomic(const fs::path& path, const std::string& contents) {
   fs::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid());
+  std::error_code ec;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(tmp.string(), ": cannot open for writing");
+    if (!out) fail(path.string(), ": cannot open for writing (", std::strerror(errno), ")");
     out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
     out.flush();
     if (!out) {
       out.close();
-      fs::remove(tmp);
+      fs::remove(tmp, ec);
       fail(path.string(), ": write failed (disk full?)");
     }
   }
-  fs::rename(tmp, path);
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    fail(path.string(), ": cannot be written (", ec.message(), ")");
+  }
 }
 
 static int64_t status_kib(const std::string& key) {

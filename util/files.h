@@ -53,6 +53,16 @@ class StagedDirectory {
 // Write a file through a temporary name and rename.
 void write_file_atomic(const fs::path& path, const std::string& contents);
 
+// For an output path: creates its parent directories, or fails with one line naming `path` and
+// why (a parent that is a file, no permission, a name too long), never a raw filesystem message.
+void create_parent_directories(const fs::path& path);
+
+// Non-throwing tests of a user's path: false for a path that cannot be examined (too long,
+// under a file, no permission).
+bool is_existing_directory(const fs::path& path);
+bool is_existing_file(const fs::path& path);
+bool path_exists(const fs::path& path);
+
 struct HostMemory {
   int64_t resident_bytes = 0;       // VmRSS
   int64_t peak_resident_bytes = 0;  // VmHWM

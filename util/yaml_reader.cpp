@@ -3,6 +3,36 @@
 namespace dsalign {
 
 namespace {
+
+void check_node(const YAML::Node& node, std::vector<YAML::Node>& ancestors, size_t& visited, size_t max_nodes,
+                const std::string& where) {
+  if (++visited > max_nodes)
+    fail(where, ": more than ", max_nodes, " YAML nodes once aliases are expanded (nested aliases?)");
+  for (const YAML::Node& a : ancestors)
+    if (a.is(node)) fail(where, ": a YAML alias refers to a node that contains it (the tree would never end)");
+  if (!node.IsMap() && !node.IsSequence()) return;
+  if (ancestors.size() > 256) fail(where, ": YAML nested more than 256 levels deep");
+  ancestors.push_back(node);
+  for (const auto& item : node) {
+    if (node.IsMap()) {
+      check_node(item.first, ancestors, visited, max_nodes, where);
+      check_node(item.second, ancestors, visited, max_nodes, where);
+    } else {
+      check_node(item, ancestors, visited, max_nodes, where);
+    }
+  }
+  ancestors.pop_back();
+}
+
+}  // namespace
+
+void check_yaml_tree(const YAML::Node& root, const std::string& where, size_t max_nodes) {
+  std::vector<YAML::Node> ancestors;
+  size_t visited = 0;
+  check_node(root, ancestors, visited, max_nodes, where);
+}
+
+namespace {
 bool missing(const YAML::Node& v) { return !v.IsDefined() || v.IsNull(); }
 }  // namespace
 

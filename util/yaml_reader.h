@@ -11,6 +11,11 @@
 
 namespace dsalign {
 
+// An Error naming `where` when the tree's aliases make it loop (an anchor used inside itself)
+// or expand past `max_nodes` nodes (nested aliases multiply): every later walk of the tree,
+// emitting it included, then terminates.
+void check_yaml_tree(const YAML::Node& root, const std::string& where, size_t max_nodes = 100000);
+
 class YamlReader {
  public:
   // `node` must be a mapping (or null: every key then takes its default). `path` is its key path
