@@ -14,7 +14,8 @@ DataConfig parse_data_config(YamlReader& r) {
     DataSource source;
     source.path = s.string("path", std::nullopt);
     source.weight = s.number("weight", 1.0);
-    if (!(source.weight > 0)) s.error("weight", "must be positive, got ", source.weight);
+    // Up to 1000 passes a epoch: a larger weight is a typo (and would not fit the epoch's order).
+    if (!(source.weight > 0 && source.weight <= 1000)) s.error("weight", "must be in (0, 1000], got ", source.weight);
     s.finish();
     c.sources.push_back(source);
   }

@@ -1,5 +1,8 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "util/error.h"
 #include "util/files.h"
 
@@ -20,10 +23,15 @@ int64_t get_int(const json& obj, const char* key, const std::string& source, std
     if (fallback) return *fallback;
     fail(source, ": missing key '", key, "' (expected an integer)");
   }
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    fail(source, ": key '", key, "' is ", v->dump(), ", too large for an integer");
   if (v->is_number_integer()) return v->get<int64_t>();
-  if (v->is_number_float() && v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>())))
-    return static_cast<int64_t>(v->get<double>());
-  fail(source, ": key '", key, "' must be an integer, got ", v->dump());
+  // 4096.0 is an integer; 7.5e61 and 0.5 are not (and casting 7.5e61 would be undefined).
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (std::floor(d) == d && std::abs(d) < 9.0e18) return static_cast<int64_t>(d);
+  }
+  fail(source, ": key '", key, "' must be an integer, got ", v->dump().substr(0, 40));
 }
 
 double get_double(const json& obj, const char* key, const std::string& source, std::optional<double> fallback) {

@@ -89,6 +89,18 @@ TEST(ModelConfig, ErrorsNameTheKey) {
   EXPECT_NE(error_of(j).find("eos_token_id"), std::string::npos);
 }
 
+// A fuzzing finding (fuzz/corpus/model_config/regression-huge-float-integer): an integer key
+// holding 7.5e61 was cast to int64 (undefined behaviour); now it is an error naming the key.
+TEST(ModelConfig, HugeIntegersAreErrors) {
+  json j = deepseek_llm_7b_config();
+  j["hidden_size"] = 7.5e61;
+  EXPECT_NE(error_of(j).find("key 'hidden_size' must be an integer"), std::string::npos) << error_of(j);
+  j["hidden_size"] = uint64_t{18000000000000000000u};
+  EXPECT_NE(error_of(j).find("too large for an integer"), std::string::npos) << error_of(j);
+  j["hidden_size"] = 4096.0;
+  EXPECT_EQ(error_of(j), "");
+}
+
 TEST(ModelConfig, HfJsonRoundTrip) {
   for (const auto& name : model_preset_names()) {
     ModelConfig c = *model_preset(name);
