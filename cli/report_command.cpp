@@ -15,11 +15,10 @@ namespace dsalign::cli {
 namespace {
 
 void check_output_path(const std::string& out) {
-  std::error_code ec;
   const fs::path path(out);
   const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  if (!fs::is_directory(parent, ec)) fail("--out ", out, ": the directory ", parent.string(), " does not exist");
-  if (fs::is_directory(path, ec)) fail("--out ", out, ": is a directory (expected an .html file name)");
+  if (!is_existing_directory(parent)) fail("--out ", out, ": the directory ", parent.string(), " does not exist");
+  if (is_existing_directory(path)) fail("--out ", out, ": is a directory (expected an .html file name)");
 }
 
 }  // namespace

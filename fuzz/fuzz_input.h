@@ -13,13 +13,18 @@
 
 namespace dsalign::fuzz {
 
+// This process's scratch directory, removed when the fuzzer exits.
 inline const std::filesystem::path& scratch_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("dsalign_fuzz_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  struct Scratch {
+    std::filesystem::path dir = std::filesystem::temp_directory_path() / ("dsalign_fuzz_" + std::to_string(::getpid()));
+    Scratch() { std::filesystem::create_directories(dir); }
+    ~Scratch() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  };
+  static const Scratch scratch;
+  return scratch.dir;
 }
 
 inline std::filesystem::path write_file(const std::string& name, const std::string& bytes) {

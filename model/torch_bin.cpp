@@ -16,19 +16,6 @@
 namespace dsalign {
 namespace {
 
-std::optional<torch::ScalarType> storage_dtype(const std::string& global) {
-  static const std::map<std::string, torch::ScalarType> types = {
-      {"torch.FloatStorage", torch::kFloat32}, {"torch.HalfStorage", torch::kFloat16},
-      {"torch.BFloat16Storage", torch::kBFloat16}, {"torch.DoubleStorage", torch::kFloat64},
-      {"torch.LongStorage", torch::kInt64}, {"torch.IntStorage", torch::kInt32},
-      {"torch.ShortStorage", torch::kInt16}, {"torch.CharStorage", torch::kInt8},
-      {"torch.ByteStorage", torch::kUInt8}, {"torch.BoolStorage", torch::kBool},
-  };
-  auto it = types.find(global);
-  if (it == types.end()) return std::nullopt;
-  return it->second;
-}
-
 class TorchBinFile final : public WeightFile {
  public:
   explicit TorchBinFile(const std::filesystem::path& path) : map_(path) {
@@ -57,7 +44,7 @@ class TorchBinFile final : public WeightFile {
         auto [offset, size] = rec->second;
         TensorEntry e;
         e.name = t.name;
-        e.dtype = *storage_dtype(t.storage_type);
+        e.dtype = *safetensors_dtype(torch_storage_dtype(t.storage_type));
         e.shape = t.shape;
         e.stride = t.stride;
         e.data_offset = offset;

@@ -10,11 +10,14 @@
 
 namespace dsalign {
 
-bool is_torch_storage_type(const std::string& name) {
-  static const std::set<std::string> types = {
-      "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage", "torch.DoubleStorage", "torch.LongStorage",
-      "torch.IntStorage",   "torch.ShortStorage", "torch.CharStorage",    "torch.ByteStorage",   "torch.BoolStorage"};
-  return types.count(name) > 0;
+std::string torch_storage_dtype(const std::string& storage_type) {
+  static const std::map<std::string, std::string> types = {
+      {"torch.FloatStorage", "F32"}, {"torch.HalfStorage", "F16"},  {"torch.BFloat16Storage", "BF16"},
+      {"torch.DoubleStorage", "F64"}, {"torch.LongStorage", "I64"}, {"torch.IntStorage", "I32"},
+      {"torch.ShortStorage", "I16"},  {"torch.CharStorage", "I8"},  {"torch.ByteStorage", "U8"},
+      {"torch.BoolStorage", "BOOL"}};
+  auto it = types.find(storage_type);
+  return it == types.end() ? "" : it->second;
 }
 
 namespace {
@@ -211,7 +214,7 @@ class PickleReader {
         "collections.OrderedDict",        "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_tensor",   "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state"};
-    if (!allowed.count(name) && !is_torch_storage_type(name))
+    if (!allowed.count(name) && torch_storage_dtype(name).empty())
       fail(where_, ": refused: the pickle names the global '", name.substr(0, 200),
            "', which a state dict of tensors never does (only torch's tensor and storage types are allowed; nothing "
            "in a checkpoint is ever imported or run)");
@@ -263,7 +266,7 @@ class PickleReader {
     if (pid->kind != PyValue::Kind::tuple || pid->items.size() < 5 || pid->items[0]->text != "storage")
       bad("unexpected persistent id");
     const auto& it = pid->items;
-    if (!is_torch_storage_type(it[1]->text)) bad("unsupported storage type ", it[1]->text.substr(0, 100));
+    if (torch_storage_dtype(it[1]->text).empty()) bad("unsupported storage type ", it[1]->text.substr(0, 100));
     if (it[2]->kind != PyValue::Kind::string || it[4]->kind != PyValue::Kind::integer) bad("malformed storage id");
     auto s = make(PyValue::Kind::storage);
     s->storage_type = it[1]->text;

@@ -21,8 +21,9 @@ struct PickledTensor {
   std::vector<int64_t> shape, stride;
 };
 
-// The storage types torch.save writes ("torch.FloatStorage", ...).
-bool is_torch_storage_type(const std::string& name);
+// The element type of a storage type torch.save writes ("torch.FloatStorage" -> "F32", in
+// safetensors' names); "" for any other name.
+std::string torch_storage_dtype(const std::string& storage_type);
 
 // The state dict in `data` (a data.pkl record), in pickle order. Errors name `where`.
 std::vector<PickledTensor> read_state_dict_pickle(const uint8_t* data, size_t size, const std::string& where);

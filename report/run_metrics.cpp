@@ -17,16 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_dir(const fs::path& p) {
-  std::error_code ec;
-  return fs::is_directory(p, ec);
-}
-
-bool is_file(const fs::path& p) {
-  std::error_code ec;
-  return fs::is_regular_file(p, ec);
-}
-
 void flatten(const YAML::Node& node, const std::string& key, std::map<std::string, std::string>& out) {
   if (node.IsMap()) {
     for (const auto& kv : node) flatten(kv.second, key.empty() ? kv.first.Scalar() : key + "." + kv.first.Scalar(), out);
@@ -118,7 +108,7 @@ RunSummary summarise(const RunMetrics& run) {
 std::vector<std::pair<std::string, fs::path>> pipeline_stages(const fs::path& dir, std::vector<std::string>& warnings) {
   std::vector<std::pair<std::string, fs::path>> stages;
   const fs::path listing = dir / "pipeline.json";
-  if (is_file(listing)) {
+  if (is_existing_file(listing)) {
     std::ifstream in(listing);
     nlohmann::json p = nlohmann::json::parse(in, nullptr, false);
     if (!p.is_discarded() && p.contains("stages") && p["stages"].is_array()) {
@@ -127,7 +117,7 @@ std::vector<std::pair<std::string, fs::path>> pipeline_stages(const fs::path& di
         if (!s.is_object() || !s.contains("name") || !s["name"].is_string()) continue;
         const std::string name = s["name"].get<std::string>();
         if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) continue;
-        if (is_file(dir / name / "metrics.jsonl")) stages.emplace_back(name, dir / name);
+        if (is_existing_file(dir / name / "metrics.jsonl")) stages.emplace_back(name, dir / name);
       }
       return stages;
     }
@@ -136,7 +126,7 @@ std::vector<std::pair<std::string, fs::path>> pipeline_stages(const fs::path& di
   std::vector<std::tuple<double, std::string, fs::path>> found;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!is_file(it->path() / "metrics.jsonl")) continue;
+    if (!is_existing_file(it->path() / "metrics.jsonl")) continue;
     double first_time = 0;
     std::ifstream in(it->path() / "metrics.jsonl");
     std::string line;
@@ -155,7 +145,7 @@ std::vector<std::pair<std::string, fs::path>> pipeline_stages(const fs::path& di
 
 std::map<std::string, std::string> flatten_config(const fs::path& file, std::vector<std::string>& warnings) {
   std::map<std::string, std::string> out;
-  if (!is_file(file)) return out;
+  if (!is_existing_file(file)) return out;
   try {
     const YAML::Node root = YAML::Load(read_text_file(file));
     check_yaml_tree(root, file.string(), 20000);
@@ -187,7 +177,7 @@ RunMetrics read_run(const fs::path& dir, const std::string& name) {
   const auto written = fs::last_write_time(dir / "config.yaml", ec);
   if (!ec)
     run.started = std::chrono::duration<double>(std::chrono::file_clock::to_sys(written).time_since_epoch()).count();
-  if (run.config.empty() && !is_file(dir / "config.yaml"))
+  if (run.config.empty() && !is_existing_file(dir / "config.yaml"))
     run.warnings.push_back((dir / "config.yaml").string() + ": missing; no recipe shown");
   run.summary = summarise(run);
   return run;
@@ -196,7 +186,7 @@ RunMetrics read_run(const fs::path& dir, const std::string& name) {
 ReportInput read_report_input(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) fail(dir.string(), ": no such run directory");
-  if (!is_dir(dir)) fail(dir.string(), ": not a directory (expected a run directory holding metrics.jsonl)");
+  if (!is_existing_directory(dir)) fail(dir.string(), ": not a directory (expected a run directory holding metrics.jsonl)");
   ReportInput input;
   input.dir = dir;
   // The directory's own name, also for "." or "runs/quickstart/".
@@ -204,7 +194,7 @@ ReportInput read_report_input(const fs::path& dir) {
   input.name = absolute.filename().string();
   if (input.name.empty()) input.name = absolute.parent_path().filename().string();
   if (input.name.empty()) input.name = dir.string();
-  if (is_file(dir / "metrics.jsonl")) {
+  if (is_existing_file(dir / "metrics.jsonl")) {
     input.runs.push_back(read_run(dir, input.name));
     return input;
   }

@@ -7,6 +7,7 @@
 #include "model/export.h"
 #include "model/kernel_choice.h"
 #include "train/checkpoint_reader.h"
+#include "train/metric_tags.h"
 #include "train/tensorboard_writer.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
@@ -172,12 +173,9 @@ void truncate_metrics(const fs::path& path, int64_t step) {
   std::string kept;
   std::istringstream in(read_text_file(path));
   for (std::string line; std::getline(in, line);) {
-    // Up to the checkpoint: records of earlier steps, and of its own step only the training
-    // record (what the resumed run logs after it, monitors and validation, it logs again).
     try {
       const nlohmann::json record = nlohmann::json::parse(line);
-      const int64_t at = record.value("step", int64_t{0});
-      if (at > step || (at == step && !record.contains("loss"))) continue;
+      if (!kept_on_resume(record.value("step", int64_t{0}), record.contains("loss"), step)) continue;
     } catch (const nlohmann::json::exception&) {
       continue;  // a half-written last line
     }

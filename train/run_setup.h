@@ -86,9 +86,8 @@ std::filesystem::path export_final(const ModelConfig& config, const NamedTensors
                                    const std::filesystem::path& run_dir, const std::filesystem::path& tokenizer_dir,
                                    ChatFormat format);
 
-// Keeps the metrics lines up to the checkpoint at `step`: earlier steps, and of `step` only its
-// training record (a killed run may have logged past its last checkpoint; the monitors and
-// validation of `step` come after the checkpoint and the resumed run logs them again).
+// Keeps the metrics lines kept_on_resume (train/metric_tags) keeps for the checkpoint at `step`
+// (a killed run may have logged past its last checkpoint).
 void truncate_metrics(const std::filesystem::path& path, int64_t step);
 
 }  // namespace dsalign

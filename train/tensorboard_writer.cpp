@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "train/metric_tags.h"
 #include "train/tensorboard_event.pb.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -170,7 +171,7 @@ void truncate_tensorboard(const fs::path& dir, int64_t step) {
     for (const std::string& record : records.records) {
       tb::Event event;
       if (event.ParseFromString(record) && event.what_case() == tb::Event::kSummary &&
-          (event.step() > step || (event.step() == step && !has_tag(event, "train/loss")))) {
+          !kept_on_resume(event.step(), has_tag(event, metric_tag("loss")), step)) {
         dropped = true;
         continue;
       }

@@ -53,10 +53,9 @@ std::vector<TensorBoardScalar> read_tensorboard_scalars(const std::filesystem::p
 // The events files of `dir`, in TensorBoard's order (by name).
 std::vector<std::filesystem::path> tensorboard_event_files(const std::filesystem::path& dir);
 
-// For a run resumed at `step`: drops every event after it, the events of that step other than
-// its training event (the resumed run logs its monitors again), and a torn last record, from the
-// event files of `dir`, rewriting a file only when something is dropped; so the resumed run
-// appends without repeating steps or going back (as train/run_setup's truncate_metrics does).
+// For a run resumed at `step`: drops the events kept_on_resume (train/metric_tags) does not keep,
+// and a torn last record, from the event files of `dir`, rewriting a file only when something is
+// dropped; so the resumed run appends without repeating steps or going back.
 void truncate_tensorboard(const std::filesystem::path& dir, int64_t step);
 
 }  // namespace dsalign
