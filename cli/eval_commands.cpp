@@ -53,6 +53,7 @@ int eval_repetition(const Args& args) {
     return 0;
   c.prompts = prompts;
   validate(c, "eval repetition");
+  check_output_path(out, "--out", OutputKind::file);
   std::vector<EvalPrompt> eval_prompts = read_eval_prompts(c.prompts, c.max_prompts);
   ChatModel m = load_chat_model(model_dir, device, dtype, chat_template);
   RepetitionResult r = measure_repetition(m.model, m.tokenizer, m.format, eval_prompts, c, out, model_dir);

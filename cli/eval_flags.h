@@ -38,6 +38,7 @@ struct ScoredFlags {
     if (scoring.max_length < 0) fail("--max-length must be 0 or positive, got ", scoring.max_length);
     if (scoring.min_shared_context < 0) fail("--share-context-from must be 0 (never) or positive, got ", scoring.min_shared_context);
     if (limit < 0) fail("--limit must be 0 or positive, got ", limit);
+    check_output_path(out, "--out", OutputKind::file);
   }
 };
 

@@ -38,6 +38,7 @@ int eval_suite_command(const Args& args) {
     return 0;
   if (batch_size < 0) fail("--batch-size must be 0 or positive, got ", batch_size);
   if (run.limit < 0) fail("--limit must be 0 or positive, got ", run.limit);
+  check_output_path(out, "--out", OutputKind::file);
   EvalSuite suite = read_eval_suite(suite_file);
   if (batch_size > 0) suite.batch_size = batch_size;
   ChatModel m = load_chat_model(model_dir, device, dtype, "auto");

@@ -12,17 +12,6 @@
 
 namespace dsalign::cli {
 
-namespace {
-
-void check_output_path(const std::string& out) {
-  const fs::path path(out);
-  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  if (!is_existing_directory(parent)) fail("--out ", out, ": the directory ", parent.string(), " does not exist");
-  if (is_existing_directory(path)) fail("--out ", out, ": is a directory (expected an .html file name)");
-}
-
-}  // namespace
-
 int report_command(const Args& args) {
   po::options_description options("options");
   std::vector<std::string> runs;
@@ -45,7 +34,7 @@ int report_command(const Args& args) {
     return 0;
   const bool text = vm["text"].as<bool>();
   const bool write_html = !text || !vm["out"].defaulted();
-  if (write_html) check_output_path(out);
+  if (write_html) check_output_path(out, "--out", OutputKind::file);
   std::vector<ReportInput> inputs;
   for (const std::string& run : runs) inputs.push_back(read_report_input(run));
   if (!text)  // the terminal summary lists them itself

@@ -59,7 +59,7 @@ std::vector<Record> read_jsonl(const std::filesystem::path& path, OnError on_err
   if (!is_existing_file(path)) fail(path.string(), ": data file not found");
   std::string text = read_text_file(path);
   std::vector<Record> out;
-  size_t line_number = 0;
+  size_t line_number = 0, records_seen = 0;
   for (size_t start = 0; start < text.size();) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
@@ -68,6 +68,7 @@ std::vector<Record> read_jsonl(const std::filesystem::path& path, OnError on_err
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are allowed
+    ++records_seen;
     try {
       if (auto invalid = utf8::first_invalid(line)) bad("invalid UTF-8", "invalid UTF-8 at byte " + std::to_string(*invalid) + " of the line");
       json record;
@@ -87,6 +88,8 @@ std::vector<Record> read_jsonl(const std::filesystem::path& path, OnError on_err
       report.skipped[b.reason] += 1;
     }
   }
+  if (records_seen == 0)
+    fail(path.string(), ": holds no records (expected JSONL: one JSON object per line)");
   return out;
 }
 

@@ -180,6 +180,8 @@ fs::path default_token_cache_dir() {
 
 SftData prepare_sft_data(const DataConfig& config, const Tokenizer& tokenizer, ChatFormat format, const fs::path& base_dir) {
   SftData data;
+  // A cache directory the recipe names must be writable; the default one is only a convenience.
+  if (!config.cache_dir.empty()) check_output_path(config.cache_dir, "data.cache_dir", OutputKind::directory);
   fs::path cache_dir = config.cache_dir.empty() ? default_token_cache_dir() : fs::path(config.cache_dir);
   std::vector<TokenizedExample> kept;
   for (uint32_t s = 0; s < config.sources.size(); ++s) {
@@ -194,7 +196,6 @@ SftData prepare_sft_data(const DataConfig& config, const Tokenizer& tokenizer, C
     if (!tokens) {
       tokens = tokenize_source(path, s, config, tokenizer, format);
       try {  // a cache that cannot be written only costs time next run
-        fs::create_directories(cache_dir);
         write_file_atomic(cache_file, serialise(*tokens));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "warning: token cache %s not written: %s\n", cache_file.c_str(), first_line(e).c_str());

@@ -196,6 +196,8 @@ DpoOutcome run_dpo(const DpoRecipe& r, const RecipeFile& file, const std::string
   // --- setup ---
   TrainerRun run({r.run, r.train, r.dist, resolved_dpo_recipe_yaml(r, file), file.path, {"eval"}, resume}, dist);
   const fs::path policy_dir = resolve_model_dir(r.model.path, "model.path");
+  if (r.loss.needs_reference()) resolve_model_dir(r.reference.path, "dpo.reference.path");  // before the data
+  if (!r.reference.cache_dir.empty()) check_output_path(r.reference.cache_dir, "dpo.reference.cache_dir", OutputKind::directory);
   Tokenizer tokenizer = Tokenizer::load(policy_dir);
   ChatFormat format = resolve_chat_format(r.data.chat_template, tokenizer);
   PreferenceData data = prepare_preference_data(r.data, tokenizer, format);

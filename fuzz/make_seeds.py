@@ -2,8 +2,8 @@
 """Seeds for the checkpoint fuzz targets, written by the real writers (safetensors, torch.save).
 
 usage: make_seeds.py OUT_DIR [TOKENIZER_JSON ...]
-Writes OUT_DIR/safetensors_header/*.safetensors and OUT_DIR/torch_pickle/*.pkl (the data.pkl
-record of torch.save zips): several dtypes, empty and scalar tensors, metadata, parameters, tied
+Writes OUT_DIR/safetensors_header/*.safetensors, OUT_DIR/torch_bin/*.bin (whole torch.save
+zips, and one rewritten with zip64 records) and OUT_DIR/torch_pickle/*.pkl (their data.pkl records): several dtypes, empty and scalar tensors, metadata, parameters, tied
 weights sharing a storage, views with offsets. Each TOKENIZER_JSON is cut down to its first 400
 tokens and the merges among them (OUT_DIR/tokenizer_json/): the structure of the real file in a
 size a fuzzer can mutate. Used by scripts/fuzz.sh only.
@@ -20,6 +20,7 @@ from safetensors.torch import save
 out = sys.argv[1]
 os.makedirs(f"{out}/safetensors_header", exist_ok=True)
 os.makedirs(f"{out}/torch_pickle", exist_ok=True)
+os.makedirs(f"{out}/torch_bin", exist_ok=True)
 
 torch.manual_seed(0)
 dicts = {
@@ -33,11 +34,25 @@ for name, tensors in dicts.items():
         f.write(save(tensors, metadata={"format": "pt"}))
 
 
-def pickle_of(obj):
+def saved(obj):
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as z:
+    return buffer.getvalue()
+
+
+def pickle_of(zip_bytes):
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as z:
         return z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+
+
+def as_zip64(zip_bytes):
+    """The same records, stored, with zip64 extra fields and end records (as files past 4 GiB have)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            with dst.open(info.filename, "w", force_zip64=True) as f:
+                f.write(src.read(info))
+    return out.getvalue()
 
 
 linear = torch.nn.Linear(4, 3)
@@ -51,8 +66,13 @@ states = {
     "empty_and_scalar": dicts["empty_and_scalar"],
 }
 for name, state in states.items():
+    zip_bytes = saved(state)
+    with open(f"{out}/torch_bin/{name}.bin", "wb") as f:
+        f.write(zip_bytes)
     with open(f"{out}/torch_pickle/{name}.pkl", "wb") as f:
-        f.write(pickle_of(state))
+        f.write(pickle_of(zip_bytes))
+with open(f"{out}/torch_bin/zip64.bin", "wb") as f:
+    f.write(as_zip64(saved(states["views"])))
 os.makedirs(f"{out}/tokenizer_json", exist_ok=True)
 for i, path in enumerate(sys.argv[2:]):
     t = json.load(open(path, encoding="utf-8"))
@@ -66,4 +86,4 @@ for i, path in enumerate(sys.argv[2:]):
     t["added_tokens"] = t["added_tokens"][:8]
     with open(f"{out}/tokenizer_json/small_{i}.json", "w", encoding="utf-8") as f:
         json.dump(t, f, ensure_ascii=False)
-print(f"make_seeds: {len(dicts)} safetensors and {len(states)} pickle seeds in {out}")
+print(f"make_seeds: {len(dicts)} safetensors, {len(states) + 1} torch.save and {len(states)} pickle seeds in {out}")

@@ -196,6 +196,9 @@ ReportInput read_report_input(const fs::path& dir) {
   if (input.name.empty()) input.name = dir.string();
   if (is_existing_file(dir / "metrics.jsonl")) {
     input.runs.push_back(read_run(dir, input.name));
+    // Torn lines are expected (a killed run); a file with no readable record is not a run's log.
+    if (input.runs.back().records.empty())
+      fail((dir / "metrics.jsonl").string(), ": no readable record (expected JSON lines written by dsalign sft or dpo)");
     return input;
   }
   std::vector<std::string> warnings;

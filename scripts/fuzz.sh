@@ -13,9 +13,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 seconds=${1:-60}
 shift || true
-declare -A ci_runs=([safetensors_header]=700000 [torch_pickle]=850000 [tokenizer_json]=70000 [tokenizer_encode]=35000
+declare -A ci_runs=([safetensors_header]=700000 [torch_bin]=800000 [torch_pickle]=850000 [tokenizer_json]=70000 [tokenizer_encode]=35000
                     [tokenizer_config]=100000 [model_config]=50000 [records]=5500 [recipe]=55000 [id_list]=1300000)
-all=(safetensors_header torch_pickle tokenizer_json tokenizer_encode tokenizer_config model_config records recipe id_list)
+all=(safetensors_header torch_bin torch_pickle tokenizer_json tokenizer_encode tokenizer_config model_config records recipe id_list)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 root=$DSALIGN_ROOT
@@ -50,6 +50,7 @@ for t in "${targets[@]}"; do
   dict=()
   case $t in
     torch_pickle) dict=(-dict="$root/fuzz/dict/pickle.dict") ;;
+    torch_bin) dict=(-dict="$root/fuzz/dict/zip.dict") ;;
     recipe) dict=(-dict="$root/fuzz/dict/yaml.dict") ;;
     safetensors_header|tokenizer_json|tokenizer_config|model_config|records) dict=(-dict="$root/fuzz/dict/json.dict") ;;
   esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds (through setup.sh) and runs the whole test suite with CTest.
-# usage: scripts/test.sh [--sanitize] [ctest arguments]   (--sanitize: the LibTorch-free part
-# under AddressSanitizer and UndefinedBehaviorSanitizer, in build-sanitize/)
+# usage: scripts/test.sh [--sanitize | --sanitize-all] [ctest arguments]
+#   --sanitize: the LibTorch-free part under AddressSanitizer and UndefinedBehaviorSanitizer, in
+#   build-sanitize/. --sanitize-all: every test, our code instrumented and linked to the wheel's
+#   uninstrumented LibTorch, in build-sanitize-all/ (a second full build: about 15 minutes on 2 cores).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$DSALIGN_ROOT/scripts/setup.sh"
@@ -17,6 +19,19 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   fi
   cmake --build "$build" -j "${DSALIGN_JOBS:-$(nproc)}"
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    ctest --test-dir "$build" --output-on-failure -j "${DSALIGN_JOBS:-$(nproc)}" "$@"
+  exit
+fi
+if [[ "${1:-}" == "--sanitize-all" ]]; then
+  shift
+  build=$DSALIGN_ROOT/build-sanitize-all
+  if [ ! -f "$build/build.ninja" ]; then
+    cmake -S "$DSALIGN_ROOT" -B "$build" -G Ninja -DDSALIGN_SANITIZE=ON -DDSALIGN_SANITIZE_ALL=ON \
+      -DPython3_EXECUTABLE="$DSALIGN_VENV/bin/python" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+  fi
+  cmake --build "$build" -j "${DSALIGN_JOBS:-$(nproc)}"
+  # LibTorch keeps allocations alive until exit by design (leak reports would be its own).
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     ctest --test-dir "$build" --output-on-failure -j "${DSALIGN_JOBS:-$(nproc)}" "$@"
   exit
 fi

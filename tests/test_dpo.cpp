@@ -12,6 +12,7 @@
 #include "model/weight_file.h"
 #include "sft/pipeline.h"
 #include "util/files.h"
+#include "process_util.h"
 #include "test_util.h"
 
 using namespace dsalign;
@@ -253,4 +254,27 @@ TEST(Dpo, BadReferenceInputs) {
   init_checkpoint(*model_preset("tiny"), 0, f.tmp.path / "other", save);
   EXPECT_NE(error_of([&] { f.run({"dpo.reference.path=other"}); }).find("(dpo.reference.path): vocab_size 512 differs"),
             std::string::npos);
+}
+
+// SIGINT during dpo: the run stops before its next step within seconds, naming the newest
+// complete checkpoint; that checkpoint resumes, and nothing temporary is left.
+TEST(Dpo, SigintStopsBeforeTheNextStepKeepingTheNewestCheckpoint) {
+  using namespace dsalign::testing;
+  DpoFixture f;
+  const std::string cli = DSALIGN_CLI, recipe = (f.tmp.path / "recipe.yaml").string(), log = (f.tmp.path / "log").string();
+  const std::string common = " train.checkpoint_every_steps=2 data.epochs=4";
+  const pid_t pid = start_command("exec " + cli + " dpo " + recipe + common + " > " + log + " 2>&1");
+  const fs::path metrics = f.tmp.path / "run" / "metrics.jsonl";
+  ASSERT_TRUE(wait_until([&] { return fs::exists(metrics) && read_text_file(metrics).find("\"step\":5,") != std::string::npos; }, 120))
+      << "the run never reached step 5\n" << read_text_file(log);
+  ::kill(pid, SIGINT);
+  ASSERT_EQ(wait_for_exit(pid, 10), 1) << "not stopped with exit code 1 within 10 s of SIGINT\n" << read_text_file(log);
+  const std::string err = read_text_file(log);
+  const size_t at = err.find("dsalign dpo: error: interrupted before step ");
+  ASSERT_NE(at, std::string::npos) << err;
+  EXPECT_NE(err.find("the newest complete checkpoint is ", at), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(f.tmp.path / "run" / "final"));
+  EXPECT_EQ(temporaries(f.tmp.path / "run"), std::vector<std::string>{});
+  ASSERT_EQ(std::system((cli + " dpo " + recipe + common + " --resume > " + log + " 2>&1").c_str()), 0) << read_text_file(log);
+  EXPECT_TRUE(fs::exists(f.tmp.path / "run" / "final" / "model.safetensors"));
 }

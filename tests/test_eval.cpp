@@ -13,6 +13,7 @@
 #include "eval/loglik.h"
 #include "eval/scored_tasks.h"
 #include "model/checkpoint.h"
+#include "process_util.h"
 #include "test_util.h"
 #include "util/files.h"
 
@@ -262,6 +263,26 @@ TEST(EvalCli, RunsEachTaskAndReportsBadInput) {
   EXPECT_NE(read_text_file(d / "stderr").find("--batch-size must be at least 1"), std::string::npos);
   EXPECT_NE(run("perplexity" + model), 0);
   EXPECT_NE(read_text_file(d / "stderr").find("unknown eval task 'perplexity'"), std::string::npos);
+}
+
+// SIGINT during eval: eval writes its report only at the end (through a temporary name), so the
+// signal's default action ends it at once, leaving no report and no temporary file.
+TEST(EvalCli, SigintEndsItLeavingNoReport) {
+  using namespace dsalign::testing;
+  EvalModel m;
+  std::string data;
+  for (int i = 0; i < 20000; ++i)
+    data += "{\"query\": \"Question " + std::to_string(i) + ": pick one\", \"choices\": [\"yes\", \"no\", \"maybe\"], \"gold\": 1}\n";
+  m.tmp.write("mc.jsonl", data);
+  const fs::path out = m.tmp.path / "mc.out", log = m.tmp.path / "log";
+  const pid_t pid = start_command("exec " + std::string(DSALIGN_CLI) + " eval mc --model " + m.dir.string() + " --data " +
+                                  (m.tmp.path / "mc.jsonl").string() + " --out " + out.string() + " > " + log.string() + " 2>&1");
+  ASSERT_TRUE(wait_until([&] { return fs::exists(log) && read_text_file(log).find("requests") != std::string::npos; }, 60))
+      << read_text_file(log);
+  ::kill(pid, SIGINT);
+  ASSERT_EQ(wait_for_exit(pid, 5), 128 + SIGINT) << "not ended by SIGINT within 5 s (finished first?)\n" << read_text_file(log);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(temporaries(m.tmp.path), std::vector<std::string>{});
 }
 
 TEST(EvalSuite, ReadsTheShippedSuites) {

@@ -131,6 +131,18 @@ TEST(Report, PipelineStagesInRunOrderOnOneStepAxis) {
   ASSERT_EQ(by_time.runs.size(), 3u);
   EXPECT_EQ(by_time.runs[2].name, "qs/dpo");
   EXPECT_EQ(by_time.runs[0].name, "qs/sft_stage1");
+  // A pipeline.json that is not JSON (or not a listing): the same order by time, and a warning.
+  for (const char* bad : {"{\"stages\": [", "[1, 2]", "\xff\xfe binary"}) {
+    std::ofstream(tmp.path / "qs" / "pipeline.json") << bad;
+    const ReportInput fallback = read_report_input(tmp.path / "qs");
+    ASSERT_EQ(fallback.runs.size(), 3u) << bad;
+    EXPECT_EQ(fallback.runs[0].name, "qs/sft_stage1") << bad;
+    EXPECT_EQ(fallback.runs[2].name, "qs/dpo") << bad;
+    ASSERT_FALSE(fallback.runs[0].warnings.empty()) << bad;
+    EXPECT_NE(fallback.runs[0].warnings[0].find("pipeline.json: not a pipeline listing; ordering its stages by time"),
+              std::string::npos)
+        << fallback.runs[0].warnings[0];
+  }
 }
 
 TEST(Report, PageIsSelfContainedAndEscapesWhatItShows) {
@@ -211,7 +223,7 @@ TEST(Report, BadArgumentsGiveOneLineErrors) {
       {(tmp.path / "missing").string(), "missing: no such run directory"},
       {(tmp.path / "file.txt").string(), "file.txt: not a directory"},
       {(tmp.path / "empty").string(), "empty: no metrics.jsonl here or in its sub-directories"},
-      {(tmp.path / "run").string() + " --out " + (tmp.path / "nowhere" / "r.html").string(), "the directory"},
+      {(tmp.path / "run").string() + " --out " + (tmp.path / "file.txt" / "r.html").string(), "file.txt is a file, not a directory"},
       {(tmp.path / "run").string() + " --out " + tmp.path.string(), "is a directory"},
       {"", "the option '--run' is required"},
   };
@@ -222,6 +234,10 @@ TEST(Report, BadArgumentsGiveOneLineErrors) {
     EXPECT_NE(r.out.find(c.expected), std::string::npos) << c.args << "\n" << r.out;
   }
   EXPECT_FALSE(fs::exists(tmp.path / "report.html"));
+  // A directory that does not exist yet is made.
+  const Result made = run(cli() + " report " + (tmp.path / "run").string() + " --out " + (tmp.path / "new" / "r.html").string());
+  EXPECT_EQ(made.status, 0) << made.out;
+  EXPECT_TRUE(fs::exists(tmp.path / "new" / "r.html"));
   const Result ok = run(cli() + " report " + (tmp.path / "run").string() + " --text");
   EXPECT_EQ(ok.status, 0) << ok.out;
   EXPECT_NE(ok.out.find("final loss"), std::string::npos) << ok.out;

@@ -17,6 +17,7 @@
 #include "sft/sft_trainer.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "process_util.h"
 #include "test_util.h"
 
 using namespace dsalign;
@@ -177,43 +178,9 @@ TEST(Sft, ResumeAfterSigkillMatchesUninterruptedRun) {
             read_text_file(f.dir / "whole" / "final" / "model.safetensors"));
 }
 
-namespace {
-
-// `command` under /bin/sh as a child of this process (so it can be waited for).
-pid_t start_command(const std::string& command) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  return pid;
-}
-
-// Waits up to `seconds` for pid to exit; its exit code, or -1 (then it is killed).
-int wait_for_exit(pid_t pid, double seconds) {
-  for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  return -1;
-}
-
-// Names under `dir` (recursively) that are temporary: staging directories and files.
-std::vector<std::string> temporaries(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.find(".tmp-") != std::string::npos || name.find(".partial") != std::string::npos ||
-        name.find(".old-") != std::string::npos)
-      out.push_back(e.path().string());
-  }
-  return out;
-}
-
-}  // namespace
+using dsalign::testing::start_command;
+using dsalign::testing::temporaries;
+using dsalign::testing::wait_for_exit;
 
 // SIGINT during sft: the run stops before its next step within seconds, with one line naming the
 // newest complete checkpoint; that checkpoint is intact (it resumes), and nothing temporary is left.

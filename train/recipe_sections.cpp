@@ -1,5 +1,6 @@
 #include "train/recipe_sections.h"
 
+#include "model/config.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -50,8 +51,15 @@ void write_absolute_paths(YAML::Node& root, const RunSection& run, const ModelSe
 }
 
 fs::path resolve_model_dir(const fs::path& path, const std::string& key) {
-  if (path_exists(path / "config.json")) return path;
-  if (path_exists(path / "final" / "config.json")) return path / "final";
+  // config.json is read here, so that a bad one fails before any data is read or output written.
+  if (path_exists(path / "config.json")) {
+    load_model_config(path);
+    return path;
+  }
+  if (path_exists(path / "final" / "config.json")) {
+    load_model_config(path / "final");
+    return path / "final";
+  }
   if (path_exists(path / "config.yaml"))
     fail(path.string(), " (", key, "): a run directory without final/ (the run has not finished; resume it first)");
   fail(path.string(), " (", key, "): expected a Hugging Face checkpoint directory (config.json) or a finished run directory (final/)");

@@ -44,7 +44,8 @@ DataConfig parse_data_section(YamlReader& data, const std::filesystem::path& bas
 void write_absolute_paths(YAML::Node& root, const RunSection& run, const ModelSection& model, const DataConfig& data);
 
 // The checkpoint a model path names: the directory itself when it holds config.json, else its
-// final/ (a finished run). An Error names the path and what was expected.
+// final/ (a finished run), with its config.json read and checked. An Error names the path and
+// what was expected.
 std::filesystem::path resolve_model_dir(const std::filesystem::path& path, const std::string& key);
 
 }  // namespace dsalign

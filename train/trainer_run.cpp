@@ -8,11 +8,13 @@
 
 #include "dist/sharded_units.h"
 #include "model/checkpoint.h"
+#include "train/checkpoint_reader.h"
 #include "train/device_memory.h"
 #include "train/schedule.h"
 #include "train/step_engine.h"
 #include "train/training_checkpoint.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/interrupt.h"
 
 namespace dsalign {
@@ -25,7 +27,23 @@ DecoderOptions on_rank_device(DecoderOptions o, const Dist& dist) {
 
 TrainerRun::TrainerRun(const TrainerSpec& spec, const Dist& dist)
     : spec_(spec), dist_(dist), strategy_(resolve_strategy(spec.dist, dist.world_size())), out_(spec.run.output_dir) {
+  // The checkpoint to resume from is checked before anything is written.
+  if (resuming()) CheckpointReader(checkpoint_to_resume(out_, spec.resume));
+  std::error_code ec;
+  creates_directory_ = dist.is_main() && !resuming() && (!path_exists(out_) || fs::is_empty(out_, ec));
   prepare_run_on_ranks(spec.run, resuming(), spec.resolved_recipe, spec.recipe_path, dist, spec.extra_dirs);
+}
+
+TrainerRun::~TrainerRun() {
+  // A new run that fails before its first step (bad input found while setting up) leaves no
+  // directory behind; once a step has run, what it wrote stays for the user to inspect or resume.
+  if (!creates_directory_ || std::uncaught_exceptions() == 0 || state_.step != first_step_) return;
+  try {
+    if (writer_) writer_->wait();
+  } catch (...) {  // already unwinding from the error that matters
+  }
+  std::error_code ignored;
+  fs::remove_all(out_, ignored);
 }
 
 void TrainerRun::load_model(const fs::path& model_dir, DecoderOptions o, int64_t tokenizer_vocab, ChatFormat format) {

@@ -39,8 +39,13 @@ DecoderOptions on_rank_device(DecoderOptions options, const Dist& dist);
 
 class TrainerRun {
  public:
-  // Resolves the strategy and prepares the run directory on every rank.
+  // Resolves the strategy, checks the checkpoint to resume from, and prepares the run directory
+  // on every rank.
   TrainerRun(const TrainerSpec& spec, const Dist& dist);
+  // Unwinding from an error before the first step, removes the run directory it created.
+  ~TrainerRun();
+  TrainerRun(const TrainerRun&) = delete;
+  TrainerRun& operator=(const TrainerRun&) = delete;
 
   // The model of `model_dir` (whose tokenizer and chat `format` checkpoints carry) on this rank's
   // device: loaded whole, or its rows only under zero3; checked against the tokenizer's
@@ -93,6 +98,7 @@ class TrainerRun {
   std::unique_ptr<DataParallel> dp_;
   TrainingState state_;
   int64_t total_steps_ = 0, first_step_ = 0, last_checkpoint_step_ = 0;
+  bool creates_directory_ = false;  // rank 0 of a new run whose directory was absent or empty
   std::optional<MetricsLog> metrics_;
   std::unique_ptr<CheckpointWriter> writer_;
   std::chrono::steady_clock::time_point run_start_, last_checkpoint_;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -71,9 +72,66 @@ bool is_existing_file(const fs::path& path) {
   return fs::is_regular_file(path, ec) && !ec;
 }
 
+namespace {
+
+// At most 200 characters of a path, for messages.
+std::string shown(const fs::path& path) {
+  const std::string s = path.string();
+  return s.size() > 200 ? s.substr(0, 200) + "..." : s;
+}
+
+// A path the kernel would refuse as too long: checked first, so that nothing is created on the
+// way to it (create_directories would make every shorter prefix before failing).
+void check_length(const fs::path& path, const std::string& what) {
+  std::error_code ec;
+  const fs::path absolute = path.is_absolute() ? path : fs::current_path(ec) / path;
+  if (absolute.string().size() >= PATH_MAX)
+    fail(what, shown(path), ": path too long (", absolute.string().size(), " characters; the limit is ", PATH_MAX - 1, ")");
+  for (const fs::path& part : path)
+    if (part.string().size() > NAME_MAX)
+      fail(what, shown(path), ": a name in the path is too long (", part.string().size(), " characters; the limit is ", NAME_MAX, ")");
+}
+
+// Whether this process may create files in the directory `dir`: tried, not inferred from modes.
+std::string write_probe(const fs::path& dir) {
+  const fs::path probe = dir / (".dsalign-write-test-" + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return std::strerror(errno);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return "";
+}
+
+}  // namespace
+
+void check_output_path(const fs::path& path, const std::string& what, OutputKind kind) {
+  const std::string where = what.empty() ? "" : what + ": ";
+  if (path.empty()) fail(what, ": an empty path");
+  check_length(path, where);
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (fs::exists(status)) {
+    if (kind == OutputKind::file && fs::is_directory(status))
+      fail(where, shown(path), ": is a directory (expected the name of a file to write)");
+    if (kind == OutputKind::directory) {
+      if (!fs::is_directory(status)) fail(where, shown(path), ": is a file, not a directory");
+      const std::string denied = write_probe(path);
+      if (!denied.empty()) fail(where, shown(path), ": cannot write in it (", denied, ")");
+      return;
+    }
+  }
+  // The nearest ancestor that exists must be a directory this process can write in.
+  fs::path p = fs::absolute(path, ec).lexically_normal().parent_path();
+  while (!p.empty() && !path_exists(p) && p != p.parent_path()) p = p.parent_path();
+  if (!is_existing_directory(p)) fail(where, shown(path), ": cannot be created: ", shown(p), " is a file, not a directory");
+  const std::string denied = write_probe(p);
+  if (!denied.empty()) fail(where, shown(path), ": cannot be created in ", shown(p), " (", denied, ")");
+}
+
 void create_parent_directories(const fs::path& path) {
   const fs::path parent = fs::path(path).lexically_normal().parent_path();
   if (parent.empty()) return;
+  check_length(path, "");
   // The nearest ancestor that exists must be a directory.
   for (fs::path p = parent; !p.empty(); p = p.parent_path()) {
     std::error_code ec;
@@ -96,6 +154,10 @@ StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite) : ov
   final_ = fs::absolute(final_dir, ec).lexically_normal();
   if (ec) fail(final_dir.string(), ": not a usable path (", ec.message(), ")");
   if (final_.filename().empty()) final_ = final_.parent_path();
+  staging_ = final_.parent_path() / ("." + final_.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  // The temporary sibling is the longest name written: checked before anything is created.
+  check_length(final_, "");
+  check_length(staging_, shown(final_) + ": its temporary directory ");
   create_parent_directories(final_);
   const fs::file_status status = fs::status(final_, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) fail(final_.string(), ": cannot be used (", ec.message(), ")");
@@ -104,7 +166,6 @@ StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite) : ov
     if (!overwrite_ && !fs::is_empty(final_, ec))
       fail(final_.string(), ": directory exists and is not empty (choose another output directory)");
   }
-  staging_ = final_.parent_path() / ("." + final_.filename().string() + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(staging_, ec);
   fs::create_directories(staging_, ec);
   if (ec) fail(final_.string(), ": cannot write in ", final_.parent_path().string(), " (", ec.message(), ")");
@@ -140,6 +201,7 @@ void StagedDirectory::commit() {
 }
 
 void write_file_atomic(const fs::path& path, const std::string& contents) {
+  create_parent_directories(path);
   fs::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid());
   std::error_code ec;

@@ -57,6 +57,13 @@ void write_file_atomic(const fs::path& path, const std::string& contents);
 // why (a parent that is a file, no permission, a name too long), never a raw filesystem message.
 void create_parent_directories(const fs::path& path);
 
+// For an output the command will write later: fails now, creating nothing, with one line naming
+// `what` (an argument or recipe key) and `path`, when it cannot be written: too long, under a
+// regular file, in a directory this process may not write, a directory where a file goes (or the
+// reverse). Nothing is written until the work is done, so a run cannot fail at its very end.
+enum class OutputKind { file, directory };
+void check_output_path(const fs::path& path, const std::string& what, OutputKind kind);
+
 // Non-throwing tests of a user's path: false for a path that cannot be examined (too long,
 // under a file, no permission).
 bool is_existing_directory(const fs::path& path);
