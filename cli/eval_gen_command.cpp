@@ -1,4 +1,4 @@
-// dsalign eval gen: generation benchmarks (gsm8k, math, humaneval) with answer checking.
+// dsalign eval gen: generation benchmarks (gsm8k, math, humaneval, chat) with answer checking.
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -19,9 +19,9 @@ int eval_gen_command(const Args& args) {
   GenTaskOptions gen;
   int64_t cases = 5;
   options.add_options()("command", po::value(&task)->required(), "gen")
-      ("data", po::value(&data)->required(), "JSONL: {\"prompt\", \"answer\"} (gsm8k, math) or {\"prompt\", \"test\", \"entry_point\"} (humaneval)")
-      ("task", po::value(&task_name)->required(), "gsm8k | math | humaneval (how answers are checked)")
-      ("max-new-tokens", po::value(&gen.max_new_tokens)->default_value(0), "tokens generated at most (0: the task's, gsm8k 512, math 1024, humaneval 512)")
+      ("data", po::value(&data)->required(), "JSONL: {\"prompt\", \"answer\"} (gsm8k, math, chat) or {\"prompt\", \"test\", \"entry_point\"} (humaneval)")
+      ("task", po::value(&task_name)->required(), "gsm8k | math | humaneval | chat (how answers are checked)")
+      ("max-new-tokens", po::value(&gen.max_new_tokens)->default_value(0), "tokens generated at most (0: the task's, gsm8k 512, math 1024, humaneval 512, chat 64)")
       ("stop", po::value(&gen.stop)->multitoken(), "stop strings, replacing the task's (repeat the flag)")
       ("python", po::value(&gen.python)->default_value(gen.python), "humaneval: the Python that runs the tests")
       ("timeout", po::value(&gen.sandbox.wall_seconds)->default_value(gen.sandbox.wall_seconds), "humaneval: seconds each program may run (wall clock; CPU time the same)")
@@ -33,12 +33,15 @@ int eval_gen_command(const Args& args) {
   po::positional_options_description positional;
   positional.add("command", 1);
   po::variables_map vm;
-  if (!parse(args, "dsalign eval gen --task gsm8k|math|humaneval --model <dir> --data <file.jsonl> [options]\n\n"
+  if (!parse(args, "dsalign eval gen --task gsm8k|math|humaneval|chat --model <dir> --data <file.jsonl> [options]\n\n"
                    "Greedy generation until EOS or a stop string, then a programmatic check, as\n"
                    "lm-evaluation-harness's generate_until runs it: gsm8k takes the number after \"the answer is\"\n"
                    "(exact_match; exact_match_flexible: the last number), math the normalised Minerva\n"
                    "\"Final Answer: The final answer is X.\" (flexible: else the last \\boxed{}), humaneval runs\n"
-                   "prompt + completion + the tests in a sandbox (pass@1).\n\n"
+                   "prompt + completion + the tests in a sandbox (pass@1). chat asks a chat model: the prompt\n"
+                   "is one user turn in the model's chat format, answered greedily until the end of its turn, and\n"
+                   "exact_match compares it with the answer after whitespace normalisation (flexible: the\n"
+                   "response starts with the answer).\n\n"
                    "humaneval EXECUTES MODEL-WRITTEN CODE: each program runs as its own process tree in new\n"
                    "network, PID, mount and IPC namespaces (no network), in a private 64 MiB tmpfs, as an\n"
                    "unprivileged uid when run as root, with CPU, memory, process, file-size and open-file limits\n"

@@ -61,7 +61,7 @@ SuiteTask read_task(YamlReader& r, const fs::path& data_dir, bool data_dir_given
     t.unconditional = r.boolean("unconditional", false);
   }
   if (t.method == SuiteMethod::gen) {
-    t.gen_task = parse_gen_task(r.choice("task", {"gsm8k", "math", "humaneval"}, "gsm8k"));
+    t.gen_task = parse_gen_task(r.choice("task", {"gsm8k", "math", "humaneval", "chat"}, "gsm8k"));
     t.max_new_tokens = r.integer("max_new_tokens", 0);
     if (t.max_new_tokens < 0) r.error("max_new_tokens", "must be 0 (the task's default) or positive");
   }

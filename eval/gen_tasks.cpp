@@ -25,13 +25,49 @@ size_t first_stop(const std::string& text, const std::vector<std::string>& stop)
   return first;
 }
 
+
+// Ends a row at the first of `stop` in its decoded text. A stop string ends within the last token
+// and starts at most its length in bytes before; every token but a skipped special one adds at
+// least a byte, so that many tokens (and a few more) hold it.
+void add_stop_strings(GenerationOptions& g, const Tokenizer& tokenizer, const std::vector<std::string>& stop) {
+  size_t window = 4;
+  for (const std::string& s : stop) window = std::max(window, s.size() + 4);
+  if (std::any_of(stop.begin(), stop.end(), [](const std::string& s) { return !s.empty(); }))
+    g.stop_when = [&tokenizer, &stop, window](const std::vector<int32_t>& tokens) {
+      const size_t from = tokens.size() > window ? tokens.size() - window : 0;
+      const std::vector<int32_t> tail(tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end());
+      return first_stop(tokenizer.decode(tail, true), stop) != std::string::npos;
+    };
+}
+
+// Greedy generation of every row of `ids`, decoded without special tokens and cut at the first stop string.
+std::vector<GeneratedText> generate_texts(CausalLM& model, const Tokenizer& tokenizer, const std::vector<std::vector<int32_t>>& ids,
+                                          const GenerationOptions& g, const std::vector<std::string>& stop, bool progress) {
+  std::optional<Progress> bar;
+  if (progress) bar.emplace("generation", static_cast<int64_t>(ids.size()), "prompts");
+  std::vector<Generation> generated = generate_greedy(model, ids, g, [&](size_t done, size_t) {
+    if (bar) bar->update(static_cast<int64_t>(done));
+  });
+  if (bar) bar->finish();
+  std::vector<GeneratedText> out;
+  for (const Generation& gen : generated) {
+    GeneratedText t;
+    t.text = tokenizer.decode(gen.tokens, true);
+    t.stopped = gen.terminated;
+    t.tokens = static_cast<int64_t>(gen.tokens.size());
+    if (const size_t cut = first_stop(t.text, stop); cut != std::string::npos) t.text.resize(cut);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
 }  // namespace
 
 GenTaskKind parse_gen_task(const std::string& name) {
   if (name == "gsm8k") return GenTaskKind::gsm8k;
   if (name == "math") return GenTaskKind::math;
   if (name == "humaneval") return GenTaskKind::humaneval;
-  fail("unknown generation task '", name, "' (expected gsm8k, math or humaneval)");
+  if (name == "chat") return GenTaskKind::chat;
+  fail("unknown generation task '", name, "' (expected gsm8k, math, humaneval or chat)");
 }
 
 const char* gen_task_name(GenTaskKind task) {
@@ -39,6 +75,7 @@ const char* gen_task_name(GenTaskKind task) {
     case GenTaskKind::gsm8k: return "gsm8k";
     case GenTaskKind::math: return "math";
     case GenTaskKind::humaneval: return "humaneval";
+    case GenTaskKind::chat: return "chat";
   }
   return "?";
 }
@@ -48,6 +85,7 @@ GenTaskDefaults gen_task_defaults(GenTaskKind task) {
     case GenTaskKind::gsm8k: return {512, {"Question:", "</s>", "<|im_end|>", "\n\n"}};
     case GenTaskKind::math: return {1024, {"Problem:", "\n\n"}};
     case GenTaskKind::humaneval: return {512, {"\nclass", "\ndef", "\n#", "\nif", "\nprint"}};
+    case GenTaskKind::chat: return {64, {}};
   }
   return {};
 }
@@ -73,32 +111,35 @@ std::vector<GeneratedText> generate_until(CausalLM& model, const Tokenizer& toke
   if (eos) g.stop_ids.push_back(*eos);
   g.pad_id = tokenizer.pad_id().value_or(eos.value_or(0));
   g.vocab_size = tokenizer.vocab_size();
-  // A stop string ends within the last token and starts at most its length in bytes before; every
-  // token but a skipped special one adds at least a byte, so that many tokens (and a few more)
-  // hold it.
-  size_t window = 4;
-  for (const std::string& s : stop) window = std::max(window, s.size() + 4);
-  if (std::any_of(stop.begin(), stop.end(), [](const std::string& s) { return !s.empty(); }))
-    g.stop_when = [&tokenizer, &stop, window](const std::vector<int32_t>& tokens) {
-      const size_t from = tokens.size() > window ? tokens.size() - window : 0;
-      const std::vector<int32_t> tail(tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end());
-      return first_stop(tokenizer.decode(tail, true), stop) != std::string::npos;
-    };
+  add_stop_strings(g, tokenizer, stop);
   if (g.stop_ids.empty() && !g.stop_when) fail("generation: the tokenizer has no EOS token and no stop strings are given");
-  std::optional<Progress> bar;
-  if (progress) bar.emplace("generation", static_cast<int64_t>(prompts.size()), "prompts");
-  std::vector<Generation> generated = generate_greedy(model, ids, g, [&](size_t done, size_t) {
-    if (bar) bar->update(static_cast<int64_t>(done));
-  });
-  if (bar) bar->finish();
-  std::vector<GeneratedText> out;
-  for (const Generation& gen : generated) {
-    GeneratedText t;
-    t.text = tokenizer.decode(gen.tokens, true);
-    t.stopped = gen.terminated;
-    t.tokens = static_cast<int64_t>(gen.tokens.size());
-    if (const size_t cut = first_stop(t.text, stop); cut != std::string::npos) t.text.resize(cut);
-    out.push_back(std::move(t));
+  return generate_texts(model, tokenizer, ids, g, stop, progress);
+}
+
+std::vector<GeneratedText> generate_chat_answers(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                                 const std::vector<std::string>& prompts, int64_t max_new_tokens,
+                                                 const std::vector<std::string>& stop, int64_t batch_size, bool progress) {
+  const std::vector<std::vector<int32_t>> ids = chat_prompt_ids(tokenizer, format, prompts);
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (static_cast<int64_t>(ids[i].size()) + max_new_tokens > model->config.max_position_embeddings)
+      fail("generation: prompt ", i, " is ", ids[i].size(), " tokens in the chat format; with ", max_new_tokens,
+           " new tokens that is past the model's context of ", model->config.max_position_embeddings);
+  GenerationOptions g = chat_generation_options(tokenizer, format, max_new_tokens, batch_size);
+  add_stop_strings(g, tokenizer, stop);
+  return generate_texts(model, tokenizer, ids, g, stop, progress);
+}
+
+std::string normalise_whitespace(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
   }
   return out;
 }
@@ -123,6 +164,11 @@ void score_answer(GenTaskKind task, const GenProblem& problem, GenSample& sample
     std::optional<std::string> boxed = last_boxed_content(text);
     sample.answer_flexible = line != kInvalidMathAnswer ? sample.answer : boxed ? normalise_math_answer(*boxed) : kInvalidMathAnswer;
     sample.correct_flexible = sample.answer_flexible != kInvalidMathAnswer && sample.answer_flexible == gold;
+  } else if (task == GenTaskKind::chat) {
+    const std::string gold = normalise_whitespace(problem.answer);
+    sample.answer = sample.answer_flexible = normalise_whitespace(text);
+    sample.correct = sample.answer == gold;
+    sample.correct_flexible = !gold.empty() && sample.answer.rfind(gold, 0) == 0;
   } else {
     fail("score_answer: humaneval is scored by running its tests");
   }
@@ -140,7 +186,10 @@ GenReport run_generation_task(CausalLM& model, const Tokenizer& tokenizer, GenTa
   GenReport report;
   auto start = std::chrono::steady_clock::now();
   std::vector<GeneratedText> texts =
-      generate_until(model, tokenizer, prompts, max_new_tokens, stop, options.batch_size, max_length, options.progress);
+      task == GenTaskKind::chat
+          ? generate_chat_answers(model, tokenizer, resolve_chat_format("auto", tokenizer), prompts, max_new_tokens, stop,
+                                  options.batch_size, options.progress)
+          : generate_until(model, tokenizer, prompts, max_new_tokens, stop, options.batch_size, max_length, options.progress);
   report.generation_seconds = seconds_since(start);
   report.samples.resize(problems.size());
   for (size_t i = 0; i < problems.size(); ++i) report.samples[i].generated = std::move(texts[i]);

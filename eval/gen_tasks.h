@@ -6,6 +6,10 @@
 //              flexible also takes the last \boxed{} when that line is missing;
 //   humaneval  pass@1: prompt + completion + the problem's tests run in the sandbox
 //              (eval/sandbox.h). This executes model-written code.
+//   chat       a chat model's answer: the prompt as one user turn in the model's chat format
+//              (from its tokenizer_config.json), greedy until the end of the turn, exact match
+//              with the answer after whitespace normalisation (flexible: the response starts
+//              with the answer). What the quickstart's held-out prompts are scored with.
 // Prompts are used as given (the converted data holds the shots); generation follows
 // lm-evaluation-harness's generate_until: the prompt's last (max_length - max_new_tokens)
 // tokens, greedy until EOS or a stop string, the text decoded without special tokens and cut at
@@ -15,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "eval/eval_data.h"
 #include "eval/eval_metrics.h"
@@ -23,7 +28,7 @@
 
 namespace dsalign {
 
-enum class GenTaskKind { gsm8k, math, humaneval };
+enum class GenTaskKind { gsm8k, math, humaneval, chat };
 GenTaskKind parse_gen_task(const std::string& name);  // error naming the choices
 const char* gen_task_name(GenTaskKind task);
 
@@ -33,7 +38,8 @@ struct GenTaskDefaults {
 };
 // gsm8k: 512 tokens, stop at "Question:", "</s>", "<|im_end|>", "\n\n" (OLMES's settings for its
 // 8-shot prompts); math: 1024, "Problem:", "\n\n" (OLMES's Minerva 4-shot); humaneval: 512,
-// "\nclass", "\ndef", "\n#", "\nif", "\nprint" (the Codex paper's).
+// "\nclass", "\ndef", "\n#", "\nif", "\nprint" (the Codex paper's); chat: 64, none (the
+// end-of-turn token ends an answer).
 GenTaskDefaults gen_task_defaults(GenTaskKind task);
 
 struct GenTaskOptions {
@@ -56,6 +62,15 @@ struct GeneratedText {
 std::vector<GeneratedText> generate_until(CausalLM& model, const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
                                           int64_t max_new_tokens, const std::vector<std::string>& stop, int64_t batch_size,
                                           int64_t max_length, bool progress);
+
+// Chat answers (the `chat` task): each prompt as one user turn in `format`, greedy until the
+// end-of-turn token or a stop string, decoded without special tokens.
+std::vector<GeneratedText> generate_chat_answers(CausalLM& model, const Tokenizer& tokenizer, ChatFormat format,
+                                                 const std::vector<std::string>& prompts, int64_t max_new_tokens,
+                                                 const std::vector<std::string>& stop, int64_t batch_size, bool progress);
+
+// Leading and trailing whitespace removed, every inner run of whitespace made one space.
+std::string normalise_whitespace(const std::string& text);
 
 // The program HumanEval runs: prompt + completion + "\n" + test + "\n" + "check(entry_point)".
 std::string humaneval_program(const GenProblem& problem, const std::string& completion);

@@ -26,8 +26,9 @@ if [[ "${1:-}" == "--sanitize-all" ]]; then
   shift
   build=$DSALIGN_ROOT/build-sanitize-all
   if [ ! -f "$build/build.ninja" ]; then
+    torch_prefix=$("$DSALIGN_VENV/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
     cmake -S "$DSALIGN_ROOT" -B "$build" -G Ninja -DDSALIGN_SANITIZE=ON -DDSALIGN_SANITIZE_ALL=ON \
-      -DPython3_EXECUTABLE="$DSALIGN_VENV/bin/python" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+      -DCMAKE_PREFIX_PATH="$torch_prefix" -DPython3_EXECUTABLE="$DSALIGN_VENV/bin/python" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
   fi
   cmake --build "$build" -j "${DSALIGN_JOBS:-$(nproc)}"
   # LibTorch keeps allocations alive until exit by design (leak reports would be its own).

@@ -10,9 +10,11 @@
 
 #include "eval/eval_metrics.h"
 #include "eval/eval_suite.h"
+#include "eval/gen_tasks.h"
 #include "eval/loglik.h"
 #include "eval/scored_tasks.h"
 #include "model/checkpoint.h"
+#include "model/generate.h"
 #include "process_util.h"
 #include "test_util.h"
 #include "util/files.h"
@@ -283,6 +285,43 @@ TEST(EvalCli, SigintEndsItLeavingNoReport) {
   ASSERT_EQ(wait_for_exit(pid, 5), 128 + SIGINT) << "not ended by SIGINT within 5 s (finished first?)\n" << read_text_file(log);
   EXPECT_FALSE(fs::exists(out));
   EXPECT_EQ(temporaries(m.tmp.path), std::vector<std::string>{});
+}
+
+// The chat task asks what `dsalign generate` asks (one user turn in the chat format, greedy until
+// the end of the turn) and compares after whitespace normalisation: the model's own answer,
+// spaced differently, is an exact match; anything else is not.
+TEST(EvalGen, ChatTaskScoresTheChatAnswer) {
+  EvalModel m;
+  Tokenizer tokenizer = Tokenizer::load(m.dir);
+  CausalLM model = load_model(m.dir, {});
+  const ChatFormat format = resolve_chat_format("auto", tokenizer);
+  const std::vector<std::string> prompts = {"Greet Ann.", "What is 2 plus 2?"};
+  const std::vector<Generation> own =
+      generate_greedy(model, chat_prompt_ids(tokenizer, format, prompts), chat_generation_options(tokenizer, format, 8, 2));
+  std::string answer = tokenizer.decode(own[0].tokens, true);
+  for (char& c : answer)
+    if (c == ' ') c = '\n';
+  std::vector<GenProblem> problems(2);
+  problems[0].prompt = prompts[0];
+  problems[0].answer = "  " + answer + " \t";
+  problems[1].prompt = prompts[1];
+  problems[1].answer = "4";
+  GenTaskOptions options;
+  options.max_new_tokens = 8;
+  options.progress = false;
+  const GenReport report = run_generation_task(model, tokenizer, GenTaskKind::chat, problems, options);
+  EXPECT_TRUE(report.samples[0].correct) << "'" << report.samples[0].answer << "' vs '" << problems[0].answer << "'";
+  EXPECT_FALSE(report.samples[1].correct);
+  EXPECT_DOUBLE_EQ(report.exact_match.mean, 0.5);
+  EXPECT_EQ(normalise_whitespace("\n  Hello,\t\tAnn!  \n"), "Hello, Ann!");
+  EXPECT_EQ(normalise_whitespace(" \t\n"), "");
+  GenSample s;
+  s.generated.text = "Hello, Ann! Hello, Ann!";
+  GenProblem p;
+  p.answer = "Hello, Ann!";
+  score_answer(GenTaskKind::chat, p, s);
+  EXPECT_FALSE(s.correct);
+  EXPECT_TRUE(s.correct_flexible);
 }
 
 TEST(EvalSuite, ReadsTheShippedSuites) {
