@@ -92,6 +92,18 @@ void check_length(const fs::path& path, const std::string& what) {
       fail(what, shown(path), ": a name in the path is too long (", part.string().size(), " characters; the limit is ", NAME_MAX, ")");
 }
 
+// The nearest of `dir` and its ancestors that is there (or cannot be examined: `ec` says why),
+// where an output's missing directories would be made; empty when none is.
+fs::path nearest_existing(const fs::path& dir, std::error_code& ec) {
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    const fs::file_status status = fs::status(p, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) return p;
+    ec.clear();
+    if (fs::exists(status) || p == p.parent_path()) return p;
+  }
+  return {};
+}
+
 // Whether this process may create files in the directory `dir`: tried, not inferred from modes.
 std::string write_probe(const fs::path& dir) {
   const fs::path probe = dir / (".dsalign-write-test-" + std::to_string(::getpid()));
@@ -121,8 +133,8 @@ void check_output_path(const fs::path& path, const std::string& what, OutputKind
     }
   }
   // The nearest ancestor that exists must be a directory this process can write in.
-  fs::path p = fs::absolute(path, ec).lexically_normal().parent_path();
-  while (!p.empty() && !path_exists(p) && p != p.parent_path()) p = p.parent_path();
+  const fs::path p = nearest_existing(fs::absolute(path, ec).lexically_normal().parent_path(), ec);
+  if (ec) fail(where, shown(path), ": cannot be created (", shown(p), ": ", ec.message(), ")");
   if (!is_existing_directory(p)) fail(where, shown(path), ": cannot be created: ", shown(p), " is a file, not a directory");
   const std::string denied = write_probe(p);
   if (!denied.empty()) fail(where, shown(path), ": cannot be created in ", shown(p), " (", denied, ")");
@@ -133,18 +145,11 @@ void create_parent_directories(const fs::path& path) {
   if (parent.empty()) return;
   check_length(path, "");
   // The nearest ancestor that exists must be a directory.
-  for (fs::path p = parent; !p.empty(); p = p.parent_path()) {
-    std::error_code ec;
-    const fs::file_status status = fs::status(p, ec);
-    if (ec && ec != std::errc::no_such_file_or_directory)
-      fail(path.string(), ": cannot be created (", p.string(), ": ", ec.message(), ")");
-    if (fs::exists(status)) {
-      if (!fs::is_directory(status)) fail(path.string(), ": cannot be created: ", p.string(), " is a file, not a directory");
-      break;
-    }
-    if (p == p.parent_path()) break;
-  }
   std::error_code ec;
+  const fs::path p = nearest_existing(parent, ec);
+  if (ec) fail(path.string(), ": cannot be created (", p.string(), ": ", ec.message(), ")");
+  if (!p.empty() && path_exists(p) && !is_existing_directory(p))
+    fail(path.string(), ": cannot be created: ", p.string(), " is a file, not a directory");
   fs::create_directories(parent, ec);
   if (ec) fail(path.string(), ": cannot create the directory ", parent.string(), " (", ec.message(), ")");
 }
@@ -155,8 +160,8 @@ StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite) : ov
   if (ec) fail(final_dir.string(), ": not a usable path (", ec.message(), ")");
   if (final_.filename().empty()) final_ = final_.parent_path();
   staging_ = final_.parent_path() / ("." + final_.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  // The temporary sibling is the longest name written: checked before anything is created.
-  check_length(final_, "");
+  // The temporary sibling is the longest name written: checked (with final_, by
+  // create_parent_directories) before anything is created.
   check_length(staging_, shown(final_) + ": its temporary directory ");
   create_parent_directories(final_);
   const fs::file_status status = fs::status(final_, ec);
