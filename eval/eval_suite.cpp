@@ -36,9 +36,11 @@ const std::vector<std::string>& metrics_of(const SuiteTask& t) {
   static const std::vector<std::string> mc = {"acc", "acc_norm", "acc_bytes", "acc_mutual_info"};
   static const std::vector<std::string> bpb = {"bits_per_byte", "byte_perplexity", "word_perplexity"};
   static const std::vector<std::string> answers = {"exact_match", "exact_match_flexible"};
+  static const std::vector<std::string> chat = {"exact_match", "exact_match_flexible", "repetition_ratio"};
   static const std::vector<std::string> code = {"pass@1"};
   if (t.method == SuiteMethod::mc) return mc;
   if (t.method == SuiteMethod::bpb) return bpb;
+  if (t.gen_task == GenTaskKind::chat) return chat;
   return t.gen_task == GenTaskKind::humaneval ? code : answers;
 }
 
@@ -202,7 +204,8 @@ SuiteTaskResult run_task(CausalLM& model, const Tokenizer& tokenizer, const Eval
     gen.progress = options.progress;
     gen.python = options.python;
     const GenReport report = run_generation_task(model, tokenizer, t.gen_task, my_share(problems, options.dist), gen);
-    for (const GenSample& s : report.samples) rows.push_back({s.correct ? 1.0 : 0.0, s.correct_flexible ? 1.0 : 0.0});
+    for (const GenSample& s : report.samples)
+      rows.push_back({s.correct ? 1.0 : 0.0, s.correct_flexible ? 1.0 : 0.0, s.generated.repetitive ? 1.0 : 0.0});
     rows = gather_rows(rows, options.dist);
     r.examples = static_cast<int64_t>(rows.size());
     if (t.gen_task == GenTaskKind::humaneval) {
@@ -210,6 +213,7 @@ SuiteTaskResult run_task(CausalLM& model, const Tokenizer& tokenizer, const Eval
     } else {
       set_primary(r, mean_stderr(column(rows, 0)), "exact_match", t.metric);
       set_primary(r, mean_stderr(column(rows, 1)), "exact_match_flexible", t.metric);
+      if (t.gen_task == GenTaskKind::chat) set_primary(r, mean_stderr(column(rows, 2)), "repetition_ratio", t.metric);
     }
   }
   return r;

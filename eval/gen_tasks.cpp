@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "eval/answer_extraction.h"
+#include "eval/repetition.h"
 #include "model/generate.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -55,6 +56,7 @@ std::vector<GeneratedText> generate_texts(CausalLM& model, const Tokenizer& toke
     t.text = tokenizer.decode(gen.tokens, true);
     t.stopped = gen.terminated;
     t.tokens = static_cast<int64_t>(gen.tokens.size());
+    t.repetitive = find_repetition(gen.tokens, gen.terminated).has_value();
     if (const size_t cut = first_stop(t.text, stop); cut != std::string::npos) t.text.resize(cut);
     out.push_back(std::move(t));
   }
@@ -223,6 +225,11 @@ GenReport run_generation_task(CausalLM& model, const Tokenizer& tokenizer, GenTa
   }
   report.exact_match = mean_stderr(correct);
   report.exact_match_flexible = mean_stderr(flexible);
+  if (task == GenTaskKind::chat) {
+    std::vector<double> repetitive;
+    for (const GenSample& s : report.samples) repetitive.push_back(s.generated.repetitive ? 1.0 : 0.0);
+    report.repetition_ratio = mean_stderr(repetitive);
+  }
   return report;
 }
 

@@ -9,7 +9,9 @@
 //   chat       a chat model's answer: the prompt as one user turn in the model's chat format
 //              (from its tokenizer_config.json), greedy until the end of the turn, exact match
 //              with the answer after whitespace normalisation (flexible: the response starts
-//              with the answer). What the quickstart's held-out prompts are scored with.
+//              with the answer), and the repetition ratio of those answers (eval/repetition.h:
+//              the share that reached max_new_tokens looping). What the quickstart's held-out
+//              prompts are scored with.
 // Prompts are used as given (the converted data holds the shots); generation follows
 // lm-evaluation-harness's generate_until: the prompt's last (max_length - max_new_tokens)
 // tokens, greedy until EOS or a stop string, the text decoded without special tokens and cut at
@@ -57,6 +59,7 @@ struct GeneratedText {
   std::string text;      // decoded without special tokens, cut at the first stop string
   bool stopped = false;  // EOS or a stop string ended it, not max_new_tokens
   int64_t tokens = 0;    // generated, up to and including the one that completed the stop string
+  bool repetitive = false;  // did not stop and loops (find_repetition with the default rule)
 };
 // lm-evaluation-harness's generate_until for every prompt (see above).
 std::vector<GeneratedText> generate_until(CausalLM& model, const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
@@ -84,7 +87,8 @@ struct GenSample {
 };
 struct GenReport {
   std::vector<GenSample> samples;
-  MeanStderr exact_match, exact_match_flexible;  // gsm8k and math
+  MeanStderr exact_match, exact_match_flexible;  // gsm8k, math and chat
+  MeanStderr repetition_ratio;                   // chat: the share of repetitive answers
   MeanStderr pass_at_1;                          // humaneval
   double generation_seconds = 0, execution_seconds = 0;
 };

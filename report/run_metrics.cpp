@@ -86,14 +86,19 @@ RunSummary summarise(const RunMetrics& run) {
     if (auto v = number("val_loss")) s.final_val_loss = v;
     if (auto v = number("tokens_seen"); v && *v >= 0 && *v < 9e18) s.tokens = static_cast<int64_t>(*v);
     if (auto v = number("peak_memory_bytes")) s.peak_memory_bytes = std::max(s.peak_memory_bytes.value_or(0), *v);
+    const bool at_start = number("step") == 0.0;
     if (auto v = number("repetition_ratio")) {
       if (!s.first_repetition_ratio) s.first_repetition_ratio = v;
+      if (at_start) s.repetition_ratio_at_start = v;
       s.repetition_ratio = v;
     }
     if (auto v = number("rewards/accuracy")) train_accuracy = v;
     if (auto v = number("val_rewards/accuracy")) val_accuracy = v;
     for (const auto& [key, value] : r.items())
-      if (key.rfind("eval/", 0) == 0 && value.is_number()) s.eval[key.substr(5)] = value.get<double>();
+      if (key.rfind("eval/", 0) == 0 && value.is_number()) {
+        s.eval[key.substr(5)] = value.get<double>();
+        if (at_start) s.eval_at_start[key.substr(5)] = value.get<double>();
+      }
   }
   // A run starts when it writes config.yaml, before its first record; a resumed run rewrites
   // config.yaml, so the earlier of the two.

@@ -26,6 +26,9 @@ struct RunSummary {
   std::optional<double> first_repetition_ratio, repetition_ratio;
   std::optional<double> reward_accuracy;  // held-out when validated, else the last step's
   std::map<std::string, double> eval;     // eval/<task>/<metric>: the last value
+  // The model before the run's first step, where a monitor measured it at step 0 (at_start).
+  std::map<std::string, double> eval_at_start;
+  std::optional<double> repetition_ratio_at_start;
 };
 
 struct RunMetrics {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "report/html_report.h"
+#include "report/stage_table.h"
 
 namespace dsalign {
 
@@ -81,6 +82,10 @@ std::string text_report(const std::vector<ReportInput>& inputs) {
   for (const ReportInput& input : inputs) {
     if (input.pipeline) out += "== pipeline " + input.name + ": " + std::to_string(input.runs.size()) + " training stages\n";
     for (const RunMetrics& run : input.runs) out += run_text(run) + "\n";
+    if (input.pipeline) {
+      const std::string table = stage_table(input);
+      if (!table.empty()) out += table + "\n";
+    }
   }
   std::vector<const RunMetrics*> runs;
   for (const ReportInput& input : inputs)

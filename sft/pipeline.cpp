@@ -18,6 +18,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+std::string preset_list() {
+  std::string names;
+  for (const std::string& n : model_preset_names()) names += (names.empty() ? "" : ", ") + n;
+  return names;
+}
+
 // Replaces every ${stage.output} in `text`; `known` holds the stages before this one.
 std::string interpolate(const std::string& text, const std::map<std::string, fs::path>& known, const std::string& where) {
   std::string out;
@@ -103,8 +109,22 @@ Pipeline parse_pipeline(const RecipeFile& file) {
     if (s.has("init")) {
       stage.kind = PipelineStage::Kind::init;
       YamlReader init = s.child("init");
-      stage.preset = init.string("preset", std::nullopt);
-      if (!model_preset(stage.preset)) init.error("preset", "'", stage.preset, "' is not a preset");
+      if (init.has("preset") == init.has("config"))
+        init.error("preset", "an init stage names exactly one of preset (", preset_list(),
+                   ") or config (a config.json)");
+      if (init.has("preset")) {
+        stage.preset = init.string("preset", std::nullopt);
+        std::optional<ModelConfig> preset = model_preset(stage.preset);
+        if (!preset) init.error("preset", "'", stage.preset, "' is not a preset (", preset_list(), ")");
+        stage.model_config = *preset;
+      } else {
+        stage.config = resolve(text(init, "config", std::nullopt));
+        try {
+          stage.model_config = load_model_config(stage.config);
+        } catch (const Error& e) {
+          init.error("config", e.what());
+        }
+      }
       stage.tokenizer = resolve(text(init, "tokenizer", std::nullopt));
       stage.seed = init.integer("seed", 0);
       stage.dtype = init.choice("dtype", {"fp32", "bf16"}, "fp32");
@@ -210,7 +230,7 @@ fs::path run_pipeline(const Pipeline& p, const PipelineOptions& options, const D
         SaveOptions save;
         save.dtype = parse_dtype(s.dtype);
         save.overwrite = true;
-        init_checkpoint(*model_preset(s.preset), static_cast<uint64_t>(s.seed), s.output, save);
+        init_checkpoint(s.model_config, static_cast<uint64_t>(s.seed), s.output, save);
         for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
           if (path_exists(s.tokenizer / f)) fs::copy_file(s.tokenizer / f, s.output / f, fs::copy_options::overwrite_existing);
         dist.barrier("pipeline init stage");

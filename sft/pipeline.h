@@ -4,6 +4,7 @@
 //   stages:
 //     - name: base                   # init: a randomly initialised model with a tokenizer
 //       init: {preset: tiny-coder, tokenizer: <dir>, seed: 0, dtype: fp32}
+//                                    # or config: <config.json> (a model shape of one's own)
 //     - name: stage1                 # sft: a recipe, plus overrides applied to it
 //       sft: sft_stage1.yaml
 //       overrides: {model.path: "${base.output}", train.lr: 1e-5}
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "dist/dist.h"
+#include "model/config.h"
 #include "train/recipe_file.h"
 
 namespace dsalign {
@@ -32,8 +34,10 @@ struct PipelineStage {
   enum class Kind { init, sft, dpo, export_ } kind = Kind::sft;
   std::string name;
   std::filesystem::path output;  // <run.output_dir>/<name>
-  // init
+  // init: the shape, from `preset` or from a config.json (`config`)
   std::string preset;
+  std::filesystem::path config;
+  ModelConfig model_config;
   std::filesystem::path tokenizer;
   int64_t seed = 0;
   std::string dtype = "fp32";

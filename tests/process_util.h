@@ -6,12 +6,29 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace dsalign::testing {
+
+struct CommandResult {
+  int status = -1;  // the exit status; -1 when it did not exit normally
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `command` through the shell and waits for it.
+inline CommandResult run_command(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, pipe)) r.out += buf;
+  const int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 // `command` under /bin/sh as a child of this process (so it can be signalled and waited for).
 inline pid_t start_command(const std::string& command) {

@@ -78,7 +78,7 @@ struct DistFixture {
                        "train: {micro_batch_size: 2, global_batch_size: 8, lr: 0.003, warmup_steps: 2, schedule: cosine,"
                        " log_every: 1, max_steps: 6, checkpoint_every_steps: 2, keep_last: 10}\n"
                        "monitor: {repetition: {prompts: " +
-                           (fs::path(DSALIGN_SOURCE_DIR) / "recipes/quickstart/data/heldout_prompts.jsonl").string() +
+                           (fs::path(DSALIGN_SOURCE_DIR) / "recipes/quickstart/data/heldout.jsonl").string() +
                            ", max_prompts: 5, max_new_tokens: 12, batch_size: 2},"
                            " eval: {suite: suite.yaml}}\n");
     // monitor.eval: multiple choice and generation, at the start and the end, on every rank.

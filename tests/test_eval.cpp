@@ -11,6 +11,7 @@
 #include "eval/eval_metrics.h"
 #include "eval/eval_suite.h"
 #include "eval/gen_tasks.h"
+#include "eval/repetition.h"
 #include "eval/loglik.h"
 #include "eval/scored_tasks.h"
 #include "model/checkpoint.h"
@@ -313,6 +314,15 @@ TEST(EvalGen, ChatTaskScoresTheChatAnswer) {
   EXPECT_TRUE(report.samples[0].correct) << "'" << report.samples[0].answer << "' vs '" << problems[0].answer << "'";
   EXPECT_FALSE(report.samples[1].correct);
   EXPECT_DOUBLE_EQ(report.exact_match.mean, 0.5);
+  // The repetition ratio of the answers: those that ran to max_new_tokens and loop, as
+  // find_repetition judges the generated tokens.
+  double repetitive = 0;
+  for (size_t i = 0; i < own.size(); ++i) {
+    const bool loops = find_repetition(own[i].tokens, own[i].terminated).has_value();
+    EXPECT_EQ(report.samples[i].generated.repetitive, loops) << i;
+    repetitive += loops ? 0.5 : 0.0;
+  }
+  EXPECT_DOUBLE_EQ(report.repetition_ratio.mean, repetitive);
   EXPECT_EQ(normalise_whitespace("\n  Hello,\t\tAnn!  \n"), "Hello, Ann!");
   EXPECT_EQ(normalise_whitespace(" \t\n"), "");
   GenSample s;

@@ -11,8 +11,10 @@
 
 #include "report/html_report.h"
 #include "report/run_metrics.h"
+#include "report/stage_table.h"
 #include "report/text_report.h"
 #include "util/files.h"
+#include "process_util.h"
 #include "test_util.h"
 
 using namespace dsalign;
@@ -20,20 +22,8 @@ using dsalign::testing::TempDir;
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result run(const std::string& command) {
-  Result r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, pipe)) r.out += buf;
-  const int status = ::pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using dsalign::testing::CommandResult;
+CommandResult run(const std::string& command) { return dsalign::testing::run_command(command); }
 
 std::string cli() { return DSALIGN_CLI; }
 
@@ -210,6 +200,47 @@ TEST(Report, TextSummaryWithSparklines) {
   EXPECT_NE(text.find("recipe keys that differ between the runs"), std::string::npos);
 }
 
+// The stage-by-stage table of a pipeline: a base row from the first stage's step-0 measurements,
+// then each stage's last eval metrics, repetition ratio and (DPO) held-out reward accuracy; "–"
+// where a stage measured nothing of a column; no table when nothing was measured.
+TEST(Report, StageByStageTable) {
+  TempDir tmp;
+  const fs::path qs = tmp.path / "qs";
+  auto write = [&](const std::string& stage, const std::vector<nlohmann::json>& records) {
+    fs::create_directories(qs / stage);
+    std::ofstream out(qs / stage / "metrics.jsonl");
+    for (const auto& r : records) out << r.dump() << "\n";
+  };
+  write("pretrain", {{{"step", 5}, {"loss", 3.0}, {"time", 1000.0}}});
+  write("sft_stage1", {{{"step", 0}, {"eval/heldout/exact_match", 0.0}, {"eval/heldout/repetition_ratio", 0.6}, {"time", 1100.0}},
+                       {{"step", 10}, {"loss", 1.0}, {"time", 1101.0}},
+                       {{"step", 10}, {"eval/heldout/exact_match", 0.99}, {"eval/heldout/repetition_ratio", 0.0}, {"time", 1102.0}}});
+  write("sft_stage2", {{{"step", 4}, {"loss", 0.5}, {"repetition_ratio", 0.05}, {"time", 1200.0}}});
+  write("dpo", {{{"step", 0}, {"val_rewards/accuracy", 0.0}, {"time", 1300.0}},
+                {{"step", 8}, {"loss", 0.2}, {"rewards/accuracy", 1.0}, {"time", 1301.0}},
+                {{"step", 8}, {"val_rewards/accuracy", 0.9167}, {"eval/heldout/exact_match", 0.98},
+                 {"eval/heldout/repetition_ratio", 0.0}, {"time", 1302.0}}});
+  std::ofstream(qs / "pipeline.json") << R"({"name": "qs", "stages": [{"name": "init", "kind": "init"},
+    {"name": "pretrain", "kind": "sft"}, {"name": "sft_stage1", "kind": "sft"}, {"name": "sft_stage2", "kind": "sft"},
+    {"name": "dpo", "kind": "dpo"}, {"name": "chat", "kind": "export"}]})";
+  const ReportInput input = read_report_input(qs);
+  const std::string table = stage_table(input);
+  EXPECT_EQ(table,
+            "stage by stage (the recipes' monitors on each stage's final model; reward accuracy on held-out pairs)\n"
+            "  stage                      heldout/exact_match   heldout/repetition_ratio   repetition ratio   reward accuracy\n"
+            "  base (before sft_stage1)   0                     0.6                        –                  –\n"
+            "  sft_stage1                 0.99                  0                          –                  –\n"
+            "  sft_stage2                 –                     –                          0.05               –\n"
+            "  dpo                        0.98                  0                          –                  0.9167\n")
+      << table;
+  EXPECT_NE(text_report({input}).find(table), std::string::npos);
+  // A pipeline whose stages measured nothing: no table.
+  fs::remove_all(qs / "sft_stage1");
+  fs::remove_all(qs / "sft_stage2");
+  fs::remove_all(qs / "dpo");
+  EXPECT_EQ(stage_table(read_report_input(qs)), "");
+}
+
 // Bad arguments: one line on stderr naming the argument, exit 1, no page written.
 TEST(Report, BadArgumentsGiveOneLineErrors) {
   if (cli().empty()) GTEST_SKIP() << "a core-only (sanitizer) build has no dsalign executable";
@@ -228,17 +259,17 @@ TEST(Report, BadArgumentsGiveOneLineErrors) {
       {"", "the option '--run' is required"},
   };
   for (const Case& c : cases) {
-    const Result r = run("cd " + tmp.path.string() + " && " + cli() + " report " + c.args);
+    const CommandResult r = run("cd " + tmp.path.string() + " && " + cli() + " report " + c.args);
     EXPECT_EQ(r.status, 1) << c.args << "\n" << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << c.args << "\n" << r.out;
     EXPECT_NE(r.out.find(c.expected), std::string::npos) << c.args << "\n" << r.out;
   }
   EXPECT_FALSE(fs::exists(tmp.path / "report.html"));
   // A directory that does not exist yet is made.
-  const Result made = run(cli() + " report " + (tmp.path / "run").string() + " --out " + (tmp.path / "new" / "r.html").string());
+  const CommandResult made = run(cli() + " report " + (tmp.path / "run").string() + " --out " + (tmp.path / "new" / "r.html").string());
   EXPECT_EQ(made.status, 0) << made.out;
   EXPECT_TRUE(fs::exists(tmp.path / "new" / "r.html"));
-  const Result ok = run(cli() + " report " + (tmp.path / "run").string() + " --text");
+  const CommandResult ok = run(cli() + " report " + (tmp.path / "run").string() + " --text");
   EXPECT_EQ(ok.status, 0) << ok.out;
   EXPECT_NE(ok.out.find("final loss"), std::string::npos) << ok.out;
 }
@@ -247,21 +278,21 @@ TEST(Report, BadArgumentsGiveOneLineErrors) {
 // errors; the screenshot is kept in the build directory (report_chromium.png) to look at.
 TEST(Report, RendersInHeadlessChromium) {
   if (cli().empty()) GTEST_SKIP() << "a core-only (sanitizer) build has no dsalign executable";
-  const Result which = run("command -v chromium");
+  const CommandResult which = run("command -v chromium");
   if (which.status != 0) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs Debian's chromium)";
   TempDir tmp;
   write_pipeline(tmp.path / "qs");
   // A run whose name would end the page's data <script> early if it reached it raw.
   write_run(tmp.path / "x<!--<script>", "sft", 12, 5.0, 5000);
   const fs::path page = tmp.path / "report.html";
-  const Result made = run(cli() + " report " + (tmp.path / "qs").string() + " '" + (tmp.path / "x<!--<script>").string() +
+  const CommandResult made = run(cli() + " report " + (tmp.path / "qs").string() + " '" + (tmp.path / "x<!--<script>").string() +
                           "' --out " + page.string());
   ASSERT_EQ(made.status, 0) << made.out;
   const std::string chromium = "timeout 120 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars "
                                "--user-data-dir=" + (tmp.path / "profile").string() +
                                " --enable-logging=stderr --v=0 --virtual-time-budget=2000 ";
   const fs::path dom = tmp.path / "dom.html";
-  const Result dumped = run(chromium + "--dump-dom file://" + page.string() + " > " + dom.string());
+  const CommandResult dumped = run(chromium + "--dump-dom file://" + page.string() + " > " + dom.string());
   ASSERT_EQ(dumped.status, 0) << dumped.out;
   const std::string rendered = read_text_file(dom);
   // Primary charts: train/loss, val/loss, repetition/ratio, dpo/rewards/margin,
@@ -278,7 +309,7 @@ TEST(Report, RendersInHeadlessChromium) {
 
   const fs::path shot = fs::path(DSALIGN_BUILD_DIR) / "report_chromium.png";
   fs::remove(shot);
-  const Result screenshot =
+  const CommandResult screenshot =
       run(chromium + "--window-size=1400,1800 --screenshot=" + shot.string() + " file://" + page.string());
   ASSERT_EQ(screenshot.status, 0) << screenshot.out;
   ASSERT_TRUE(fs::exists(shot)) << screenshot.out;

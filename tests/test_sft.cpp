@@ -261,9 +261,10 @@ TEST(Sft, NonFiniteLossStopsOrSkips) {
   EXPECT_GT(last.value("skipped_steps", 0), 0);
 }
 
-// The repetition monitor end to end, on the quickstart's recipes and data, shortened: a tiny
-// model given a little plain-text "pretraining" answers (almost) every held-out chat prompt by
-// looping; after a short SFT that teaches it to answer and end its turn, (almost) none loops.
+// The repetition monitor end to end, on the quickstart's recipes and data, shortened and in the
+// deepseek-coder chat format: a tiny model given a little plain-text "pretraining" answers
+// (almost) every held-out chat prompt by looping; after a short SFT that teaches it to answer
+// and end its turn, (almost) none loops.
 TEST(Sft, RepetitionRatioFallsAfterTraining) {
   TempDir tmp;
   const fs::path quickstart = fs::path(DSALIGN_SOURCE_DIR) / "recipes" / "quickstart";
@@ -278,8 +279,11 @@ TEST(Sft, RepetitionRatioFallsAfterTraining) {
   run_sft(parse_sft_recipe(pretrain), pretrain);
   RecipeFile sft = load_recipe(quickstart / "sft_stage1.yaml",
                                {"model.path=" + (tmp.path / "pretrain" / "final").string(),
-                                "run.output_dir=" + (tmp.path / "sft").string(), "train.max_steps=50",
-                                "monitor.repetition.max_prompts=16", "monitor.repetition.max_new_tokens=32"});
+                                "run.output_dir=" + (tmp.path / "sft").string(), "train.max_steps=80",
+                                "data.chat_template=deepseek-coder", "monitor.eval.limit=8",
+                                "monitor.repetition.prompts=" + (quickstart / "data" / "heldout.jsonl").string(),
+                                "monitor.repetition.at_start=true", "monitor.repetition.max_prompts=16",
+                                "monitor.repetition.max_new_tokens=32"});
   SftOutcome outcome = run_sft(parse_sft_recipe(sft), sft);
 
   std::vector<nlohmann::json> measured;
@@ -318,7 +322,7 @@ TEST(Sft, RepetitionRatioFallsAfterTraining) {
   EXPECT_EQ(generation_config["eos_token_id"].get<int32_t>(), eot);
   CausalLM chat = load_model(final_dir, DecoderOptions{});
   std::vector<std::string> prompts;
-  for (const auto& p : read_eval_prompts(quickstart / "data" / "heldout_prompts.jsonl", 8)) prompts.push_back(p.prompt);
+  for (const auto& p : read_eval_prompts(quickstart / "data" / "heldout.jsonl", 8)) prompts.push_back(p.prompt);
   auto prompt_ids = chat_prompt_ids(tokenizer, ChatFormat::deepseek_coder, prompts);
   auto responses = generate_greedy(chat, prompt_ids, chat_generation_options(tokenizer, ChatFormat::deepseek_coder, 32, 8));
   int terminated = 0;
@@ -427,6 +431,13 @@ TEST(Pipeline, InterpolatesAndNamesBadStages) {
   EXPECT_NE(error("  - {name: a, init: {preset: tiny, tokenizer: t}}\n  - {name: a, sft: s.yaml}\n").find("used by an earlier stage"),
             std::string::npos);
   EXPECT_NE(error("  - {name: a, sft: s.yaml, export: {from: x}}\n").find("exactly one of init, sft, dpo or export"), std::string::npos);
+  // An init stage's shape: a preset or a config.json, exactly one of them.
+  EXPECT_NE(error("  - {name: a, init: {preset: tiny, config: c.json, tokenizer: t}}\n").find("exactly one of preset"),
+            std::string::npos);
+  EXPECT_NE(error("  - {name: a, init: {tokenizer: t}}\n").find("exactly one of preset"), std::string::npos);
+  EXPECT_NE(error("  - {name: a, init: {preset: huge, tokenizer: t}}\n").find("'huge' is not a preset (deepseek-llm-7b, "), std::string::npos);
+  EXPECT_NE(error("  - {name: a, init: {config: missing.json, tokenizer: t}}\n").find("init.config"), std::string::npos)
+      << error("  - {name: a, init: {config: missing.json, tokenizer: t}}\n");
   EXPECT_NE(error("  - {name: a, sft: s.yaml, overides: {}}\n").find("did you mean 'stages[0].overrides'"), std::string::npos);
   EXPECT_NE(error("  - {name: a, sft: s.yaml, overrides: {model.path: '${a.outptu}'}}\n").find("must be ${<stage>.output}"),
             std::string::npos);
