@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "util/error.h"
+#include "util/host_allocator.h"
 
 namespace {
 
@@ -53,6 +54,7 @@ std::string filesystem_message(const std::filesystem::filesystem_error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dsalign::keep_freed_memory_for_reuse();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     usage(std::cout);
     return argc < 2 ? 2 : 0;

@@ -76,7 +76,7 @@ CheckpointFiles find_checkpoint_files(const fs::path& dir) {
                      "pytorch_model.bin or pytorch_model.bin.index.json)");
 }
 
-LoadReport load_weights(CausalLM& model, const fs::path& dir) {
+LoadReport load_weights(CausalLM& model, const fs::path& dir, const WeightReadOptions& options) {
   CheckpointFiles files = find_checkpoint_files(dir);
   std::map<std::string, torch::Tensor> expected;
   for (auto& item : model->named_parameters()) expected[item.key()] = item.value();
@@ -87,6 +87,7 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir) {
   for (const fs::path& path : files.files) {
     auto file = files.format == CheckpointFiles::Format::safetensors ? open_safetensors(path) : open_torch_bin(path);
     const std::string file_name = path.filename().string();
+    std::vector<TensorRead> reads;
     for (const TensorEntry& entry : file->entries()) {
       if (ignored_tensor(entry.name)) continue;
       if (!files.weight_map.empty()) {
@@ -109,17 +110,25 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir) {
              shape_string(param.sizes().vec()));
       if (!at::isFloatingType(entry.dtype))
         fail(path.string(), ": tensor '", entry.name, "' has dtype ", c10::toString(entry.dtype), ", expected a float type");
+      TensorRead read{&entry, param, 0};
       if (model->unit_runner) {  // sharded parameters: only this rank's rows are read
         UnitRunner::LoadTarget target = model->unit_runner->load_target(entry.name);
-        if (target.into.numel() > 0) target.into.copy_(file->view(entry).narrow(0, target.begin, target.into.size(0)));
-        report.bytes_read += static_cast<int64_t>(target.into.numel() * torch::elementSize(entry.dtype));
-      } else {
-        param.copy_(file->view(entry));
-        report.bytes_read += static_cast<int64_t>(param.numel() * torch::elementSize(entry.dtype));
+        read.into = target.into;
+        read.first_row = target.begin;
       }
-      file->release(entry);
+      report.bytes_read += static_cast<int64_t>(read.into.numel() * torch::elementSize(entry.dtype));
       report.tensors += 1;
+      if (read.into.numel() == 0) continue;
+      if (options.pread && readable_by_pread(entry, read.into)) {
+        reads.push_back(read);
+      } else {
+        torch::Tensor source = file->view(entry);
+        if (read.into.sizes() != source.sizes()) source = source.narrow(0, read.first_row, read.into.size(0));
+        read.into.copy_(source);
+        file->release(entry);
+      }
     }
+    read_tensors(path, reads, options);
     report.files += 1;
   }
   for (const auto& [name, param] : expected) {

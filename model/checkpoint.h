@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "model/weight_reader.h"
 #include "model/weight_file.h"
 
 namespace dsalign {
@@ -33,8 +34,9 @@ struct LoadReport {
 // the model's device), one file and one tensor at a time. A missing, unexpected, duplicated or
 // misshapen tensor is an Error naming the tensor, the file and the expected shape. When the model's
 // parameters are sharded (a unit runner holds them), only each tensor's rows the runner names are
-// read from the memory-mapped files.
-LoadReport load_weights(CausalLM& model, const std::filesystem::path& dir);
+// read. CPU destinations are read with pread (model/weight_reader.h); others (a GPU), and tensors
+// whose elements are not contiguous in the file, are copied from the file's memory map.
+LoadReport load_weights(CausalLM& model, const std::filesystem::path& dir, const WeightReadOptions& read = {});
 
 // A model built from <dir>/config.json and loaded from <dir>'s weights.
 CausalLM load_model(const std::filesystem::path& dir, const DecoderOptions& options);

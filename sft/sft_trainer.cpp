@@ -128,7 +128,8 @@ void log_repetition(MetricsLog& metrics, int64_t step, const RepetitionResult& r
 SftData prepare_data_once(const SftRecipe& r, const RecipeFile& file, const Tokenizer& tokenizer, ChatFormat format,
                           const Dist& dist) {
   if (!dist.is_main()) dist.barrier("token cache");
-  SftData data = prepare_sft_data(r.data, tokenizer, format, file.path.parent_path());
+  // parse_sft_recipe resolved the sources against the recipe's folder already.
+  SftData data = prepare_sft_data(r.data, tokenizer, format, fs::path());
   if (dist.is_main()) {
     std::cerr << "data: " << data.summary() << "\n";
     dist.barrier("token cache");

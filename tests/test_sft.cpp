@@ -364,6 +364,17 @@ TEST(Sft, RepetitionRatioFallsAfterTraining) {
             << " counted repetitive (" << loops << " by the loop rule only)\n";
 }
 
+// A recipe named by a relative path (as the README's `dsalign sft recipes/quickstart/...` does)
+// finds its data relative to its own folder, once: the recipe parser resolves the sources and the
+// data preparation must not join the folder again ("recipes/quickstart/recipes/quickstart/...").
+TEST(Sft, RelativeRecipePathFindsItsData) {
+  SftFixture f;
+  const std::string command = "cd " + f.dir.parent_path().string() + " && " + DSALIGN_CLI + " sft " +
+                              f.dir.filename().string() + "/recipe.yaml train.max_steps=1 > /dev/null 2>&1";
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+  EXPECT_TRUE(fs::exists(f.dir / "run" / "final" / "config.json"));
+}
+
 // --resume names a directory that is not a complete checkpoint: a one-line error, no training.
 TEST(Sft, ResumeFromAnIncompleteCheckpointIsAnError) {
   SftFixture f;

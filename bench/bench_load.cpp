@@ -1,0 +1,96 @@
+// One checkpoint load into a model built from its config.json, measured from inside the process:
+// wall time of load_weights, the process's user and system time and page faults during it, and
+// its peak resident memory. One JSON line. bench/load_speed.sh runs it per method beside
+// transformers' from_pretrained on the same files.
+//   dsalign_bench_load --model DIR [--dtype bf16|fp32] [--method pread|mmap] [--threads N] [--no-huge-pages]
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "cli/args.h"
+#include "model/checkpoint.h"
+#include "util/error.h"
+#include "util/host_allocator.h"
+
+using namespace dsalign;
+
+namespace {
+
+struct Usage {
+  double user = 0, system = 0, minor_faults = 0, major_faults = 0, max_rss_bytes = 0;
+};
+
+Usage usage_now() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return {seconds(u.ru_utime), seconds(u.ru_stime), static_cast<double>(u.ru_minflt), static_cast<double>(u.ru_majflt),
+          static_cast<double>(u.ru_maxrss) * 1024.0};
+}
+
+int run(int argc, char** argv) {
+  cli::po::options_description options("options");
+  std::string model_dir, dtype, method;
+  WeightReadOptions read;
+  bool no_huge_pages = false;
+  options.add_options()("model", cli::po::value(&model_dir)->required(), "checkpoint directory")
+      ("dtype", cli::po::value(&dtype)->default_value("bf16"), "parameter dtype: bf16 or fp32")
+      ("method", cli::po::value(&method)->default_value("pread"), "pread (model/weight_reader) or mmap (copy from the map)")
+      ("threads", cli::po::value(&read.threads)->default_value(0), "pread threads (0: hardware threads, at most 8)")
+      ("block-mib", cli::po::value<int64_t>()->default_value(16), "bytes one pread moves, MiB")
+      ("no-huge-pages", cli::po::bool_switch(&no_huge_pages), "do not advise huge pages for the destinations")
+      ("help,h", "show this help");
+  cli::po::variables_map vm;
+  cli::po::store(cli::po::parse_command_line(argc, argv, options), vm);
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  cli::po::notify(vm);
+  if (method != "pread" && method != "mmap") fail("--method must be pread or mmap, got '", method, "'");
+  read.pread = method == "pread";
+  read.huge_pages = !no_huge_pages;
+  read.block_bytes = vm["block-mib"].as<int64_t>() << 20;
+  DecoderOptions o;
+  o.param_dtype = o.compute_dtype = parse_dtype(dtype);
+  CausalLM model(load_model_config(model_dir), o);
+  const Usage before = usage_now();
+  const auto start = std::chrono::steady_clock::now();
+  const LoadReport report = load_weights(model, model_dir, read);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const Usage after = usage_now();
+  int64_t param_bytes = 0;
+  for (const auto& p : model->parameters()) param_bytes += static_cast<int64_t>(p.nbytes());
+  nlohmann::json line = {{"method", method},
+                         {"threads", read.threads},
+                         {"huge_pages", read.huge_pages},
+                         {"dtype", dtype},
+                         {"file_bytes", report.bytes_read},
+                         {"param_bytes", param_bytes},
+                         {"seconds", seconds},
+                         {"file_gib_per_s", static_cast<double>(report.bytes_read) / seconds / (1 << 30)},
+                         {"user_s", after.user - before.user},
+                         {"sys_s", after.system - before.system},
+                         {"minor_faults", after.minor_faults - before.minor_faults},
+                         {"major_faults", after.major_faults - before.major_faults},
+                         {"max_rss_bytes", after.max_rss_bytes}};
+  std::cout << line.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();  // as the dsalign executable does
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsalign_bench_load: error: %s\n", e.what());
+    return 1;
+  }
+}

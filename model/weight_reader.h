@@ -1,0 +1,42 @@
+// Reads checkpoint tensors straight into their destination tensors with pread(2) in large blocks
+// from several threads (issue 17). Copying from a memory map instead takes a page fault per
+// 4 KiB on the map and another on the fresh destination (6.7 million for a 7B model); here the
+// file is never mapped (its pages stay in the page cache, outside the process), each destination
+// larger than a huge page is advised to use huge pages, and a block is one system call. When the
+// file's dtype is the destination's, a block lands in the destination itself; otherwise (bf16 on
+// disk, fp32 parameters) each thread reads into its own block-sized buffer and converts from
+// there, so host memory beyond the destinations is one block per thread.
+#pragma once
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <vector>
+
+#include "model/weight_file.h"
+
+namespace dsalign {
+
+// Rows [first_row, first_row + into.size(0)) of `entry` into `into` (a contiguous CPU tensor of
+// the entry's shape, or of a range of its rows: a rank's slice). Any floating dtype.
+struct TensorRead {
+  const TensorEntry* entry = nullptr;
+  torch::Tensor into;
+  int64_t first_row = 0;
+};
+
+struct WeightReadOptions {
+  bool pread = true;               // false: copy from the memory map (the earlier way; bench/bench_load compares)
+  int64_t threads = 0;             // 0: the hardware threads, at most 8
+  int64_t block_bytes = 16 << 20;  // what one pread moves at most
+  bool huge_pages = true;          // advise huge pages for the destinations
+};
+
+// Whether read_tensors can serve this read: the entry's elements lie contiguously in the file and
+// `into` is a contiguous CPU tensor. Others go through WeightFile::view().
+bool readable_by_pread(const TensorEntry& entry, const torch::Tensor& into);
+
+// Reads every request from `file` (the checkpoint file the entries came from). An error names the
+// file, the tensor and the byte offset.
+void read_tensors(const std::filesystem::path& file, const std::vector<TensorRead>& reads, const WeightReadOptions& options);
+
+}  // namespace dsalign
