@@ -1,5 +1,5 @@
 // One checkpoint load into a model built from its config.json, measured from inside the process:
-// wall time of load_weights, the process's user and system time and page faults during it, and
+// wall time of load_weights (and until every parameter byte has been read once), the process's user and system time and page faults during it, and
 // its peak resident memory. One JSON line. bench/load_speed.sh runs it per method beside
 // transformers' from_pretrained on the same files.
 //   dsalign_bench_load --model DIR [--dtype bf16|fp32] [--method pread|mmap] [--threads N] [--no-huge-pages]
@@ -44,6 +44,7 @@ int run(int argc, char** argv) {
       ("threads", cli::po::value(&read.threads)->default_value(0), "pread threads (0: hardware threads, at most 8)")
       ("block-mib", cli::po::value<int64_t>()->default_value(16), "bytes one pread moves, MiB")
       ("no-huge-pages", cli::po::bool_switch(&no_huge_pages), "do not advise huge pages for the destinations")
+      ("map", cli::po::bool_switch(&read.map_same_dtype), "leave parameters of the file's dtype on its mapping (then read every byte once)")
       ("help,h", "show this help");
   cli::po::variables_map vm;
   cli::po::store(cli::po::parse_command_line(argc, argv, options), vm);
@@ -63,6 +64,10 @@ int run(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   const LoadReport report = load_weights(model, model_dir, read);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Then every parameter byte read once: what a mapped parameter costs when first used.
+  double sum = 0;
+  for (const auto& p : model->parameters()) sum += p.detach().view({-1}).max().item<double>();
+  const double all_bytes_read = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const Usage after = usage_now();
   int64_t param_bytes = 0;
   for (const auto& p : model->parameters()) param_bytes += static_cast<int64_t>(p.nbytes());
@@ -72,7 +77,10 @@ int run(int argc, char** argv) {
                          {"dtype", dtype},
                          {"file_bytes", report.bytes_read},
                          {"param_bytes", param_bytes},
+                         {"map", read.map_same_dtype},
                          {"seconds", seconds},
+                         {"all_bytes_read_s", all_bytes_read},
+                         {"max_sum", sum},
                          {"file_gib_per_s", static_cast<double>(report.bytes_read) / seconds / (1 << 30)},
                          {"user_s", after.user - before.user},
                          {"sys_s", after.system - before.system},

@@ -10,17 +10,23 @@
 #   saving: `dsalign export` (load + write bf16 safetensors) beside from_pretrained +
 #   save_pretrained and safetensors' save_file, whole processes.
 # Prints each measurement as JSON, then medians, GiB/s of file bytes and ratios.
-#   bench/load_speed.sh [preset=deepseek-coder-1.3b] [dtype=bf16] [runs=3] [work=/tmp/dsalign_load_bench]
+# With bf16 parameters also dsalign's mapped load (WeightReadOptions::map_same_dtype), then until
+# every byte is read, like transformers.
+#   bench/load_speed.sh [preset=deepseek-coder-1.3b] [dtype=bf16] [runs=3] [work=/tmp/dsalign_load_bench] [save=yes|no]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
-preset=${1:-deepseek-coder-1.3b} dtype=${2:-bf16} runs=${3:-3} work=${4:-/tmp/dsalign_load_bench}
+preset=${1:-deepseek-coder-1.3b} dtype=${2:-bf16} runs=${3:-3} work=${4:-/tmp/dsalign_load_bench} save=${5:-yes}
 py="$DSALIGN_VENV/bin/python"
 bench="$DSALIGN_BUILD/dsalign_bench_load"
 model="$work/$preset"
 mkdir -p "$work"
 if [[ ! -f "$model/config.json" ]]; then
   "$DSALIGN_BUILD/dsalign" init "$preset" "$model" --dtype bf16 --seed 0 > /dev/null
+  tokenizer=deepseek-llm
+  [[ $preset == deepseek-coder* ]] && tokenizer=deepseek-coder
+  cp "$DSALIGN_ROOT/assets/tokenizers/$tokenizer"/* "$model/"  # dsalign export writes a chat checkpoint
 fi
+export TQDM_DISABLE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 results="$work/results.jsonl"
 : > "$results"
 can_drop=false
@@ -41,6 +47,7 @@ for ((r = 0; r < runs; r++)); do
     measure "dsalign pread, 1 thread" "$cache" "$bench" --model "$model" --dtype "$dtype" --threads 1
     measure "dsalign pread, no huge pages" "$cache" "$bench" --model "$model" --dtype "$dtype" --no-huge-pages
     measure "dsalign mmap copy (before)" "$cache" "$bench" --model "$model" --dtype "$dtype" --method mmap
+    [[ $dtype == bf16 ]] && measure "dsalign mapped (models not trained)" "$cache" "$bench" --model "$model" --dtype "$dtype" --map
     measure "transformers from_pretrained" "$cache" "$py" "$DSALIGN_ROOT/bench/peer_load.py" "$model" "$dtype"
   done
   if $can_drop; then
@@ -50,6 +57,7 @@ for ((r = 0; r < runs; r++)); do
     echo "{\"label\": \"dd sequential read\", \"cache\": \"cold\", \"seconds\": $(( ($(date +%s%N) - start) / 1000000 ))e-3}" >> "$results"
   fi
   # Saving: whole processes, warm cache.
+  [[ $save == yes ]] || continue
   rm -rf "$work/export" "$work/peer_save"
   mkdir -p "$work/peer_save"
   warm
@@ -82,7 +90,7 @@ for (label, cache), rs in groups.items():
         v = med(rs, k)
         cells.append("–" if v is None else (f"{v / 2**30:.2f}" if f is None else f.format(v)))
     print("| " + " | ".join(cells) + " |")
-    if label.startswith("transformers from_pretrained") and "all_bytes_read_s" in rs[0]:
+    if (label.startswith("transformers from_pretrained") or "mapped" in label) and "all_bytes_read_s" in rs[0]:
         print(f"|   ... until every byte read | {cache} | {med(rs, 'all_bytes_read_s'):.2f} | {file_bytes / med(rs, 'all_bytes_read_s') / 2**30:.2f} | | | |")
     if "save_pretrained_s" in rs[0]:
         print(f"|   ... of which save_pretrained | warm | {med(rs, 'save_pretrained_s'):.2f} | | | | |")
@@ -92,6 +100,9 @@ for cache in ("warm", "cold"):
     if ours and peer:
         print(f"{cache}: transformers from_pretrained / dsalign pread = {med(peer, 'seconds') / med(ours, 'seconds'):.2f}x; "
               f"until every byte read: {med(peer, 'all_bytes_read_s') / med(ours, 'seconds'):.2f}x")
+    mapped = groups.get(("dsalign mapped (models not trained)", cache))
+    if mapped and peer:
+        print(f"{cache}: until every byte read, transformers / dsalign mapped = {med(peer, 'all_bytes_read_s') / med(mapped, 'all_bytes_read_s'):.2f}x")
 dd = groups.get(("dd sequential read", "cold"))
 ours = groups.get(("dsalign pread", "cold"))
 if dd and ours:

@@ -23,7 +23,7 @@ inline ChatModel load_chat_model(const std::string& dir, const std::string& devi
   o.param_dtype = o.compute_dtype = parse_dtype(dtype.empty() ? (o.device.is_cuda() ? "bf16" : "fp32") : dtype);
   Tokenizer tokenizer = Tokenizer::load(dir);
   ChatFormat format = resolve_chat_format(chat_template, tokenizer);
-  return {load_model(dir, o), std::move(tokenizer), format};
+  return {load_model(dir, o, frozen_model_reads()), std::move(tokenizer), format};
 }
 
 }  // namespace dsalign::cli

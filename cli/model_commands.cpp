@@ -128,7 +128,7 @@ int forward_command(const Args& args) {
   model_options.device = parse_device(device_name);
   model_options.param_dtype = model_options.compute_dtype = parse_dtype(dtype);
   check_output_path(out, "--out", OutputKind::file);
-  CausalLM model = load_model(model_dir, model_options);
+  CausalLM model = load_model(model_dir, model_options, frozen_model_reads());
   torch::Tensor ids = read_ids(ids_spec, model->config.vocab_size);
   torch::Tensor logits;
   {

@@ -53,7 +53,7 @@ std::vector<StepPairs> epoch_steps(const std::vector<TokenizedPair>& train, cons
 CausalLM load_reference(const fs::path& dir, const DecoderOptions& options, ShardStrategy strategy, const DpoRecipe& r,
                         const Dist& dist) {
   if (strategy == ShardStrategy::zero3) return load_sharded_model(dist, dir, options, sharded_units_options(r.dist), true);
-  CausalLM model = load_model(dir, options);
+  CausalLM model = load_model(dir, options, frozen_model_reads());
   for (auto& p : model->parameters()) p.set_requires_grad(false);
   model->eval();
   return model;

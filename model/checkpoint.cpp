@@ -76,6 +76,21 @@ CheckpointFiles find_checkpoint_files(const fs::path& dir) {
                      "pytorch_model.bin or pytorch_model.bin.index.json)");
 }
 
+namespace {
+
+// WeightReadOptions::map_same_dtype: `param` becomes the file's bytes, the file kept open (and
+// mapped) for as long as the parameter's storage lives. Only for a CPU parameter of the file's
+// dtype whose bytes lie contiguously and aligned in the file; false leaves it to be read.
+bool leave_on_mapping(const std::shared_ptr<WeightFile>& file, const TensorEntry& entry, torch::Tensor& param) {
+  if (!param.device().is_cpu() || param.scalar_type() != entry.dtype || !readable_by_pread(entry, param)) return false;
+  const torch::Tensor view = file->view(entry);
+  if (!view.is_contiguous() || reinterpret_cast<uintptr_t>(view.data_ptr()) % view.element_size() != 0) return false;
+  param.set_(torch::from_blob(view.data_ptr(), view.sizes(), [file](void*) {}, view.options()));
+  return true;
+}
+
+}  // namespace
+
 LoadReport load_weights(CausalLM& model, const fs::path& dir, const WeightReadOptions& options) {
   CheckpointFiles files = find_checkpoint_files(dir);
   std::map<std::string, torch::Tensor> expected;
@@ -85,7 +100,8 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir, const WeightReadOp
   LoadReport report;
   torch::NoGradGuard no_grad;
   for (const fs::path& path : files.files) {
-    auto file = files.format == CheckpointFiles::Format::safetensors ? open_safetensors(path) : open_torch_bin(path);
+    std::shared_ptr<WeightFile> file =
+        files.format == CheckpointFiles::Format::safetensors ? open_safetensors(path) : open_torch_bin(path);
     const std::string file_name = path.filename().string();
     std::vector<TensorRead> reads;
     for (const TensorEntry& entry : file->entries()) {
@@ -119,6 +135,7 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir, const WeightReadOp
       report.bytes_read += static_cast<int64_t>(read.into.numel() * torch::elementSize(entry.dtype));
       report.tensors += 1;
       if (read.into.numel() == 0) continue;
+      if (options.map_same_dtype && !model->unit_runner && leave_on_mapping(file, entry, param)) continue;
       if (options.pread && readable_by_pread(entry, read.into)) {
         reads.push_back(read);
       } else {
@@ -139,9 +156,9 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir, const WeightReadOp
   return report;
 }
 
-CausalLM load_model(const fs::path& dir, const DecoderOptions& options) {
+CausalLM load_model(const fs::path& dir, const DecoderOptions& options, const WeightReadOptions& read) {
   CausalLM model(load_model_config(dir), options);
-  load_weights(model, dir);
+  load_weights(model, dir, read);
   return model;
 }
 

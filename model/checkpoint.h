@@ -39,7 +39,14 @@ struct LoadReport {
 LoadReport load_weights(CausalLM& model, const std::filesystem::path& dir, const WeightReadOptions& read = {});
 
 // A model built from <dir>/config.json and loaded from <dir>'s weights.
-CausalLM load_model(const std::filesystem::path& dir, const DecoderOptions& options);
+CausalLM load_model(const std::filesystem::path& dir, const DecoderOptions& options, const WeightReadOptions& read = {});
+// The read options of a model that is not trained: parameters of the file's dtype on CPU stay on
+// the file's mapping (WeightReadOptions::map_same_dtype).
+inline WeightReadOptions frozen_model_reads() {
+  WeightReadOptions read;
+  read.map_same_dtype = true;
+  return read;
+}
 
 struct SaveOptions {
   torch::ScalarType dtype = torch::kBFloat16;  // on-disk dtype

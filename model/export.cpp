@@ -104,7 +104,7 @@ fs::path export_model(const fs::path& source, const fs::path& out, const std::st
   // Streamed through the model on the CPU in its stored precision, then converted on write.
   DecoderOptions o;
   o.param_dtype = options.dtype;
-  CausalLM model = load_model(dir, o);
+  CausalLM model = load_model(dir, o, frozen_model_reads());
   export_chat_checkpoint(model->config, checkpoint_tensors(model), dir, format, out, options);
   return dir;
 }

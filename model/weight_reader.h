@@ -29,6 +29,11 @@ struct WeightReadOptions {
   int64_t threads = 0;             // 0: the hardware threads, at most 8
   int64_t block_bytes = 16 << 20;  // what one pread moves at most
   bool huge_pages = true;          // advise huge pages for the destinations
+  // Leave a CPU parameter whose dtype the file has on a private, copy-on-write mapping of the
+  // file instead of reading it: no copy and no load time beyond the first touch of each page, as
+  // transformers does. For models that are not trained (eval, generate, export, a frozen
+  // reference): an optimizer step would copy every page it writes.
+  bool map_same_dtype = false;
 };
 
 // Whether read_tensors can serve this read: the entry's elements lie contiguously in the file and

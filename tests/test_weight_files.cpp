@@ -287,6 +287,23 @@ TEST(Checkpoint, PreadLoadEqualsTheMappedCopyFromSafetensorsAndBin) {
         for (const auto& p : loaded->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), expected[p.key()])) << p.key();
       }
   }
+  // Left on the file's mapping (models that are not trained): the same values after the file
+  // object is gone; a write to such a parameter copies its page and never reaches the file.
+  {
+    DecoderOptions bf16;
+    bf16.param_dtype = bf16.compute_dtype = torch::kBFloat16;
+    CausalLM mapped = load_model(tmp.path / "st", bf16, frozen_model_reads());
+    CausalLM read_in = load_model(tmp.path / "st", bf16);
+    auto expected_bf16 = read_in->named_parameters();
+    for (const auto& p : mapped->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), expected_bf16[p.key()])) << p.key();
+    const std::string file_before = read_bytes(tmp.path / "st" / "model.safetensors");
+    {
+      torch::NoGradGuard no_grad;
+      mapped->named_parameters()["model.norm.weight"].fill_(7);
+    }
+    EXPECT_EQ(mapped->named_parameters()["model.norm.weight"][0].item<float>(), 7.0f);
+    EXPECT_EQ(read_bytes(tmp.path / "st" / "model.safetensors"), file_before);
+  }
   // Rows 3.. of one matrix, as a sharded rank reads them.
   auto file = open_safetensors(tmp.path / "st" / "model.safetensors");
   const TensorEntry* entry = nullptr;

@@ -26,7 +26,10 @@ MappedFile::MappedFile(const fs::path& path) : path_(path) {
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Private and writable: a tensor left on the mapping (a model that is not trained, loaded
+    // without a copy) may be written by accident, which then copies that page and never reaches
+    // the file; MAP_NORESERVE: the mapping is file-backed and costs no swap reservation.
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
     if (p == MAP_FAILED) {
       int err = errno;
       ::close(fd);
