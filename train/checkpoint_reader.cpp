@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/checkpoint.h"
+#include "model/weight_reader.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -113,8 +114,13 @@ torch::Tensor CheckpointReader::rows(const std::string& name, int64_t begin, int
   for (const Piece& p : pieces) {
     const int64_t from = std::max(begin, p.begin), to = std::min(end, p.end);
     if (from >= to) continue;
-    out.narrow(0, from - begin, to - from).copy_(files_[p.file]->view(p.entry).narrow(0, from - p.begin, to - from));
-    files_[p.file]->release(p.entry);
+    torch::Tensor into = out.narrow(0, from - begin, to - from);
+    if (readable_by_pread(p.entry, into)) {  // model/weight_reader: no mapping, no page fault per 4 KiB
+      read_tensors(files_[p.file]->path(), {{&p.entry, into, from - p.begin}}, WeightReadOptions{});
+    } else {
+      into.copy_(files_[p.file]->view(p.entry).narrow(0, from - p.begin, to - from));
+      files_[p.file]->release(p.entry);
+    }
     covered += to - from;
   }
   if (covered != end - begin) fail(dir_.string(), ": rows [", begin, ", ", end, ") of '", name, "' are not all in its files");
