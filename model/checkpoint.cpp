@@ -82,9 +82,9 @@ namespace {
 // mapped) for as long as the parameter's storage lives. Only for a CPU parameter of the file's
 // dtype whose bytes lie contiguously and aligned in the file; false leaves it to be read.
 bool leave_on_mapping(const std::shared_ptr<WeightFile>& file, const TensorEntry& entry, torch::Tensor& param) {
-  if (!param.device().is_cpu() || param.scalar_type() != entry.dtype || !readable_by_pread(entry, param)) return false;
+  if (param.scalar_type() != entry.dtype || !readable_by_pread(entry, param)) return false;  // CPU, contiguous
   const torch::Tensor view = file->view(entry);
-  if (!view.is_contiguous() || reinterpret_cast<uintptr_t>(view.data_ptr()) % view.element_size() != 0) return false;
+  if (reinterpret_cast<uintptr_t>(view.data_ptr()) % view.element_size() != 0) return false;
   param.set_(torch::from_blob(view.data_ptr(), view.sizes(), [file](void*) {}, view.options()));
   return true;
 }
@@ -139,10 +139,7 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir, const WeightReadOp
       if (options.pread && readable_by_pread(entry, read.into)) {
         reads.push_back(read);
       } else {
-        torch::Tensor source = file->view(entry);
-        if (read.into.sizes() != source.sizes()) source = source.narrow(0, read.first_row, read.into.size(0));
-        read.into.copy_(source);
-        file->release(entry);
+        copy_from_mapping(*file, read);
       }
     }
     read_tensors(path, reads, options);

@@ -86,6 +86,13 @@ bool readable_by_pread(const TensorEntry& entry, const torch::Tensor& into) {
          at::isFloatingType(into.scalar_type()) && contiguous_in_file(entry);
 }
 
+void copy_from_mapping(const WeightFile& file, const TensorRead& read) {
+  torch::Tensor source = file.view(*read.entry);
+  if (read.into.sizes() != source.sizes()) source = source.narrow(0, read.first_row, read.into.size(0));
+  read.into.copy_(source);
+  file.release(*read.entry);
+}
+
 void read_tensors(const std::filesystem::path& path, const std::vector<TensorRead>& reads, const WeightReadOptions& options) {
   if (reads.empty()) return;
   const ReadFile file(path);

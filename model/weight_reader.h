@@ -40,6 +40,10 @@ struct WeightReadOptions {
 // `into` is a contiguous CPU tensor. Others go through WeightFile::view().
 bool readable_by_pread(const TensorEntry& entry, const torch::Tensor& into);
 
+// One request the slow way, for what readable_by_pread refuses (a GPU destination, a .bin view
+// that is not contiguous): a copy from the file's memory map, whose pages are then released.
+void copy_from_mapping(const WeightFile& file, const TensorRead& read);
+
 // Reads every request from `file` (the checkpoint file the entries came from). An error names the
 // file, the tensor and the byte offset.
 void read_tensors(const std::filesystem::path& file, const std::vector<TensorRead>& reads, const WeightReadOptions& options);

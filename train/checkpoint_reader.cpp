@@ -114,13 +114,9 @@ torch::Tensor CheckpointReader::rows(const std::string& name, int64_t begin, int
   for (const Piece& p : pieces) {
     const int64_t from = std::max(begin, p.begin), to = std::min(end, p.end);
     if (from >= to) continue;
-    torch::Tensor into = out.narrow(0, from - begin, to - from);
-    if (readable_by_pread(p.entry, into)) {  // model/weight_reader: no mapping, no page fault per 4 KiB
-      read_tensors(files_[p.file]->path(), {{&p.entry, into, from - p.begin}}, WeightReadOptions{});
-    } else {
-      into.copy_(files_[p.file]->view(p.entry).narrow(0, from - p.begin, to - from));
-      files_[p.file]->release(p.entry);
-    }
+    const TensorRead read{&p.entry, out.narrow(0, from - begin, to - from), from - p.begin};
+    if (readable_by_pread(p.entry, read.into)) read_tensors(files_[p.file]->path(), {read}, WeightReadOptions{});
+    else copy_from_mapping(*files_[p.file], read);
     covered += to - from;
   }
   if (covered != end - begin) fail(dir_.string(), ": rows [", begin, ", ", end, ") of '", name, "' are not all in its files");
