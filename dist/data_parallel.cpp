@@ -187,21 +187,20 @@ void DataParallel::zero_grad() {
     if (g.defined()) g.zero_();
 }
 
-NamedTensors DataParallel::optimizer_state() {
+NamedTensors DataParallel::optimizer_state(HostStaging& staging) {
   NamedTensors named;
   for (size_t i = 0; i < owned_.size(); ++i) named.emplace_back(names_[i], owned_[i]);
-  NamedTensors local = adamw_state_tensors(named, *adamw_);
-  if (!sharded()) return local;
+  if (!sharded()) return adamw_state_tensors(named, *adamw_, staging);
   // Each moment gathered row range by row range into the full tensor, one parameter at a time.
-  std::map<std::string, torch::Tensor> by_name(local.begin(), local.end());
   NamedTensors out;
   const int64_t world = dist_.world_size();
   for (size_t i = 0; i < params_.size(); ++i) {
+    const AdamW::ParamState* st = adamw_->state(owned_[i]);
+    if (!st) continue;  // no step taken yet
     const std::string prefix = "optimizer." + names_[i];
-    if (!by_name.count(prefix + ".step")) continue;
     for (const char* key : {".exp_avg", ".exp_avg_sq"}) {
-      const torch::Tensor& part = by_name.at(prefix + key);
-      torch::Tensor input = padded_rows(part.to(params_[i].device()), 0, shards_[i].rows(), shards_[i].per_rank);
+      const torch::Tensor& part = std::string(key) == ".exp_avg" ? st->exp_avg : st->exp_avg_sq;
+      torch::Tensor input = padded_rows(part.detach().to(params_[i].device()), 0, shards_[i].rows(), shards_[i].per_rank);
       torch::Tensor output = torch::empty({input.numel() * world}, input.options());
       dist_.all_gather(output, input, "optimizer state all-gather");
       if (!dist_.is_main()) continue;
@@ -210,9 +209,9 @@ NamedTensors DataParallel::optimizer_state() {
         RowShard s = row_shard(params_[i].size(0), world, r);
         pieces.push_back(output.narrow(0, r * input.numel(), s.rows() * row_elements(params_[i])));
       }
-      out.emplace_back(prefix + key, torch::cat(pieces).view(params_[i].sizes()).cpu().clone());
+      out.emplace_back(prefix + key, staging.copy(prefix + key, torch::cat(pieces).view(params_[i].sizes())));
     }
-    out.emplace_back(prefix + ".step", by_name.at(prefix + ".step"));
+    out.emplace_back(prefix + ".step", torch::tensor({st->step}, torch::kInt64));
   }
   return out;
 }
@@ -233,10 +232,9 @@ void DataParallel::load_optimizer_state(const CheckpointReader& checkpoint) {
   restore_adamw_state(named, *adamw_, saved, checkpoint.dir().string());
 }
 
-DataParallel::CheckpointPart DataParallel::checkpoint_part() {
+DataParallel::CheckpointPart DataParallel::checkpoint_part(HostStaging& staging) {
   torch::NoGradGuard no_grad;
   const int64_t world = dist_.world_size(), rank = dist_.rank();
-  auto host = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, false, true).contiguous(); };
   CheckpointPart part;
   part.layout = nlohmann::json::object();
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -248,20 +246,25 @@ DataParallel::CheckpointPart DataParallel::checkpoint_part() {
       ranges.push_back({s.begin, s.end});
     }
     // AdamW's state covers exactly these rows when sharded (zero1/2/3), the whole parameter otherwise.
-    auto my_rows = [&](const torch::Tensor& t) { return host(sharded() ? t : t.narrow(0, mine.begin, mine.rows())); };
+    auto my_rows = [&](const std::string& key, const torch::Tensor& t) {
+      return staging.copy(key, sharded() ? t : t.narrow(0, mine.begin, mine.rows()));
+    };
     part.layout[names_[i]] = {{"shape", params_[i].sizes().vec()}, {"rows", ranges}};
     if (mine.rows() > 0)
-      part.weights.emplace_back(names_[i], host(units_ ? owned_[i] : params_[i].narrow(0, mine.begin, mine.rows())));
+      part.weights.emplace_back(names_[i],
+                                staging.copy(names_[i], units_ ? owned_[i] : params_[i].narrow(0, mine.begin, mine.rows())));
     const AdamW::ParamState* st = adamw_->state(owned_[i]);
     if (!st) continue;  // no step taken yet
     const std::string prefix = "optimizer." + names_[i];
     for (const char* key : {".exp_avg", ".exp_avg_sq"}) {
       part.layout[prefix + key] = {{"shape", params_[i].sizes().vec()}, {"rows", ranges}};
-      if (mine.rows() > 0) part.optimizer.emplace_back(prefix + key, my_rows(std::string(key) == ".exp_avg" ? st->exp_avg : st->exp_avg_sq));
+      if (mine.rows() > 0)
+        part.optimizer.emplace_back(prefix + key, my_rows(prefix + key, std::string(key) == ".exp_avg" ? st->exp_avg : st->exp_avg_sq));
     }
     part.layout[prefix + ".step"] = {{"shape", {1}}, {"whole", true}};
     part.optimizer.emplace_back(prefix + ".step", torch::tensor({st->step}, torch::kInt64));
   }
+  staging.finish();
   return part;
 }
 

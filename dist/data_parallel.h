@@ -49,9 +49,9 @@ class DataParallel {
   void step(double lr);       // AdamW (on this rank's rows under zero1/2), then the rows all-gathered
   void zero_grad();
 
-  // The full AdamW state as one process saves it ("optimizer.<name>.exp_avg" ...), host tensors;
-  // a collective (every rank calls it), filled on rank 0 only.
-  NamedTensors optimizer_state();
+  // The full AdamW state as one process saves it ("optimizer.<name>.exp_avg" ...), host tensors in
+  // `staging` (landed by staging.finish()); a collective (every rank calls it), filled on rank 0 only.
+  NamedTensors optimizer_state(HostStaging& staging);
   // Restores a checkpoint's AdamW state (either layout, any world size), reading this rank's rows.
   void load_optimizer_state(const CheckpointReader& checkpoint);
 
@@ -59,12 +59,12 @@ class DataParallel {
   // This rank's part of a multi-rank checkpoint (train/sharded_checkpoint.h): its rows (row_shard
   // over the ranks, whatever the strategy) of every weight and AdamW moment as host copies, the
   // AdamW steps, and for shard_layout.json every tensor's shape and each rank's rows. No
-  // collective: each rank writes what it holds.
+  // collective: each rank writes what it holds. The copies are `staging`'s buffers, landed on return.
   struct CheckpointPart {
     NamedTensors weights, optimizer;
     nlohmann::json layout;
   };
-  CheckpointPart checkpoint_part();
+  CheckpointPart checkpoint_part(HostStaging& staging);
 
   // The weights as a one-process run saves them (checkpoint names, master dtype): a collective
   // under zero3 (each tensor gathered in turn), filled on rank 0 only; otherwise the model's own.

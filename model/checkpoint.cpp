@@ -136,7 +136,7 @@ LoadReport load_weights(CausalLM& model, const fs::path& dir, const WeightReadOp
       report.tensors += 1;
       if (read.into.numel() == 0) continue;
       if (options.map_same_dtype && !model->unit_runner && leave_on_mapping(file, entry, param)) continue;
-      if (options.pread && readable_by_pread(entry, read.into)) {
+      if (options.pread && readable_by_pread(entry, read.into, options)) {
         reads.push_back(read);
       } else {
         copy_from_mapping(*file, read);

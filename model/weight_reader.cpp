@@ -9,9 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 
+#include "model/device_upload.h"
 #include "util/error.h"
 
 namespace dsalign {
@@ -81,9 +83,10 @@ class ReadFile {
 
 }  // namespace
 
-bool readable_by_pread(const TensorEntry& entry, const torch::Tensor& into) {
-  return into.defined() && into.device().is_cpu() && into.is_contiguous() && at::isFloatingType(entry.dtype) &&
-         at::isFloatingType(into.scalar_type()) && contiguous_in_file(entry);
+bool readable_by_pread(const TensorEntry& entry, const torch::Tensor& into, const WeightReadOptions& options) {
+  return into.defined() && (into.device().is_cpu() || (into.is_cuda() && options.device_staging)) &&
+         into.is_contiguous() && at::isFloatingType(entry.dtype) && at::isFloatingType(into.scalar_type()) &&
+         contiguous_in_file(entry);
 }
 
 void copy_from_mapping(const WeightFile& file, const TensorRead& read) {
@@ -99,13 +102,14 @@ void read_tensors(const std::filesystem::path& path, const std::vector<TensorRea
   std::vector<Block> blocks;
   for (size_t i = 0; i < reads.size(); ++i) {
     const TensorRead& r = reads[i];
-    if (!readable_by_pread(*r.entry, r.into)) fail("read_tensors: '", r.entry->name, "' cannot be read with pread");
-    if (options.huge_pages) advise_huge_pages(r.into.data_ptr(), r.into.nbytes());
+    if (!readable_by_pread(*r.entry, r.into, options)) fail("read_tensors: '", r.entry->name, "' cannot be read with pread");
+    if (options.huge_pages && r.into.is_cpu()) advise_huge_pages(r.into.data_ptr(), r.into.nbytes());
     const int64_t per_block =
         std::max<int64_t>(1, options.block_bytes / static_cast<int64_t>(torch::elementSize(r.entry->dtype)));
     for (int64_t begin = 0; begin < r.into.numel(); begin += per_block)
       blocks.push_back({i, begin, std::min(per_block, r.into.numel() - begin)});
   }
+  const auto ring_block_bytes = static_cast<size_t>((options.block_bytes + 7) / 8 * 8);  // whole elements of any dtype
   const int64_t hardware = std::max<int64_t>(1, std::thread::hardware_concurrency());
   const auto threads =
       static_cast<size_t>(std::min<int64_t>(options.threads > 0 ? options.threads : std::min<int64_t>(hardware, 8),
@@ -117,6 +121,7 @@ void read_tensors(const std::filesystem::path& path, const std::vector<TensorRea
   auto work = [&] {
     torch::NoGradGuard no_grad;    // grad mode is per thread; destinations are parameters
     std::vector<uint8_t> staging;  // conversions only: one block in the file's dtype
+    std::unique_ptr<DeviceUpload> upload;  // GPU destinations: this thread's pinned ring
     try {
       for (size_t k = next++; k < blocks.size() && !failed; k = next++) {
         const Block& b = blocks[k];
@@ -126,6 +131,12 @@ void read_tensors(const std::filesystem::path& path, const std::vector<TensorRea
         const uint64_t offset =
             e.data_offset + static_cast<uint64_t>((e.storage_offset + r.first_row * row_elements(e) + b.begin) * element);
         const auto bytes = static_cast<size_t>(b.count * element);
+        if (r.into.is_cuda()) {
+          if (!upload) upload = std::make_unique<DeviceUpload>(r.into.device(), ring_block_bytes);
+          file.read_fully(upload->next_block(), bytes, offset, e.name);
+          upload->upload(r.into.view({-1}).narrow(0, b.begin, b.count), e.dtype);
+          continue;
+        }
         if (r.into.scalar_type() == e.dtype) {
           file.read_fully(static_cast<uint8_t*>(r.into.data_ptr()) + b.begin * element, bytes, offset, e.name);
           continue;
@@ -134,6 +145,7 @@ void read_tensors(const std::filesystem::path& path, const std::vector<TensorRea
         file.read_fully(staging.data(), bytes, offset, e.name);
         r.into.view({-1}).narrow(0, b.begin, b.count).copy_(torch::from_blob(staging.data(), {b.count}, torch::TensorOptions().dtype(e.dtype)));
       }
+      if (upload) upload->finish();
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error) error = std::current_exception();

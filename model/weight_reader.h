@@ -5,7 +5,8 @@
 // larger than a huge page is advised to use huge pages, and a block is one system call. When the
 // file's dtype is the destination's, a block lands in the destination itself; otherwise (bf16 on
 // disk, fp32 parameters) each thread reads into its own block-sized buffer and converts from
-// there, so host memory beyond the destinations is one block per thread.
+// there, so host memory beyond the destinations is one block per thread. GPU destinations, with
+// WeightReadOptions::device_staging, go through each thread's pinned ring (model/device_upload).
 #pragma once
 #include <torch/torch.h>
 
@@ -16,8 +17,9 @@
 
 namespace dsalign {
 
-// Rows [first_row, first_row + into.size(0)) of `entry` into `into` (a contiguous CPU tensor of
-// the entry's shape, or of a range of its rows: a rank's slice). Any floating dtype.
+// Rows [first_row, first_row + into.size(0)) of `entry` into `into` (a contiguous CPU or, with
+// device_staging, GPU tensor of the entry's shape, or of a range of its rows: a rank's slice).
+// Any floating dtype.
 struct TensorRead {
   const TensorEntry* entry = nullptr;
   torch::Tensor into;
@@ -34,11 +36,16 @@ struct WeightReadOptions {
   // transformers does. For models that are not trained (eval, generate, export, a frozen
   // reference): an optimizer step would copy every page it writes.
   bool map_same_dtype = false;
+  // GPU destinations read in blocks into pinned host memory and copied asynchronously, several
+  // threads at a time (model/device_upload), instead of copied from the memory map one tensor at
+  // a time. Off until it has passed on a GPU (scripts/gpu_check.sh runs its test and benchmark).
+  bool device_staging = false;
 };
 
 // Whether read_tensors can serve this read: the entry's elements lie contiguously in the file and
-// `into` is a contiguous CPU tensor. Others go through WeightFile::view().
-bool readable_by_pread(const TensorEntry& entry, const torch::Tensor& into);
+// `into` is a contiguous CPU tensor, or a GPU one with options.device_staging. Others go through
+// WeightFile::view().
+bool readable_by_pread(const TensorEntry& entry, const torch::Tensor& into, const WeightReadOptions& options = {});
 
 // One request the slow way, for what readable_by_pread refuses (a GPU destination, a .bin view
 // that is not contiguous): a copy from the file's memory map, whose pages are then released.

@@ -18,7 +18,13 @@
 #      fp32 master weights + bf16, AdamW) with kernels reference and fused, then zero3 against none;
 #   4. dsalign_bench_dpo, live and precomputed reference;
 #   5. the peers on the same shapes in the same call: transformers eager, + torch.compile,
-#      + Liger-Kernel (bench/peer_sft_step.py), plain transformers DPO (bench/peer_dpo_step.py).
+#      + Liger-Kernel (bench/peer_sft_step.py), plain transformers DPO (bench/peer_dpo_step.py);
+#   6. checkpoint I/O (issue 17): a deepseek-coder-1.3b bf16 checkpoint loaded onto the GPU through
+#      the pinned staging ring and by the copy from the map, bf16 and fp32, beside transformers'
+#      from_pretrained(device_map="cuda"); the step loop's stall for a training checkpoint of GPU
+#      weights + AdamW state beside torch DCP's async_save (bench/checkpoint_speed.sh).
+# GPU_CHECK_PARTS picks what runs after the build: "kernels" (1-5), "io" (6), or both (the
+# default, "kernels,io"); with a short device lease, one call per part.
 # Every figure goes to OUT_DIR/report.md (one table, with ratios) and OUT_DIR/report.json; the
 # logs beside them. A step that would not fit the time left is skipped and listed as skipped.
 set -uo pipefail
@@ -27,6 +33,7 @@ out=${1:-${OUT:-$root/gpu_check_out}}
 mkdir -p "$out"
 build=${DSALIGN_GPU_BUILD:-$root/build-gpu}
 budget=${GPU_CHECK_SECONDS:-540}  # the device tool allows 600 s per command
+parts=",${GPU_CHECK_PARTS:-kernels,io},"
 deadline=$((SECONDS + budget))
 status=0
 : > "$out/skipped.txt"
@@ -70,6 +77,7 @@ if ! python3 -c 'import liger_kernel' 2>/dev/null && [ -n "$wheel" ]; then
   mkdir -p "$out/.peers" && python3 -m zipfile -e "$wheel" "$out/.peers" && export PYTHONPATH="$out/.peers${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
+if [[ $parts == *,kernels,* ]]; then
 shape=(--model deepseek-coder-1.3b --seq-len 4096 --batch 2 --device cuda --param-dtype fp32 --compute-dtype bf16)
 run "CUDA tests" 90 cuda_tests.txt ctest --test-dir "$build" -R "Kernels|Cuda|Nccl|FusedLinearCrossEntropy" --output-on-failure
 run "kernel harnesses" 30 kernels.txt "$build/dsalign_bench_kernels" --device cuda
@@ -92,10 +100,34 @@ for strategy in none zero3; do
     --strategy "$strategy" --steps 10 --kernels fused
 done
 run "peer: transformers + torch.compile" 150 peers.txt python3 "$root/bench/peer_sft_step.py" --seq 4096 --batch 2 --mode compile
+fi
+
+if [[ $parts == *,io,* ]]; then
+run "checkpoint I/O tests" 30 io_tests.txt ctest --test-dir "$build" -R "Checkpoint" --output-on-failure
+load_model="$out/.load_model"
+run "checkpoint for the load benchmark (dsalign init)" 60 load.txt "$build/dsalign" init deepseek-coder-1.3b "$load_model" --dtype bf16
+if [ -f "$load_model/config.json" ]; then
+  cat "$load_model"/*.safetensors > /dev/null  # warm: the page cache holds the files
+  for dtype in bf16 fp32; do
+    for method in pread mmap; do
+      run "load onto the GPU, $dtype, $method" 20 load.txt "$build/dsalign_bench_load" --model "$load_model" --dtype "$dtype" \
+        --device cuda --method "$method"
+    done
+    run "peer: from_pretrained onto the GPU, $dtype" 40 load.txt python3 "$root/bench/peer_load.py" "$load_model" "$dtype" --device cuda
+  done
+  rm -rf "$load_model"
+fi
+run "checkpoint stall, GPU weights + AdamW state" 150 checkpoint.txt env DSALIGN_BUILD="$build" DSALIGN_PYTHON=python3 \
+  bash "$root/bench/checkpoint_speed.sh" deepseek-coder-1.3b 8 cuda 3 "$out/.checkpoint_bench"
+rm -rf "$out/.checkpoint_bench"
+fi
 
 cat "$out"/{kernels,loss,bench_step,bench_dpo,bench_strategy,peers}.txt 2>/dev/null | grep -E '^\{' > "$out/records.jsonl"
 python3 "$root/bench/gpu_report.py" "$out/records.jsonl" "$out/skipped.txt" "$out/device.txt" "$out/report.md" "$out/report.json" ||
   status=1
+for log in load checkpoint; do  # their own figures, appended as they printed them
+  [ -f "$out/$log.txt" ] && { echo; echo "## $log (JSON lines and summary)"; echo '```'; grep -vE '^(==|$)' "$out/$log.txt"; echo '```'; } >> "$out/report.md"
+done
 step "done in $SECONDS s (status $status); report: $out/report.md"
 cat "$out/report.md" 2>/dev/null
 exit $status

@@ -135,7 +135,8 @@ TEST(AdamW, ResumesFromTheStateLibTorchAdamWSaved) {
   AdamW optimizer = ours(got, true);
   restore_adamw_state(got.named(), optimizer, saved, "test checkpoint");
   // And back out under the same names.
-  NamedTensors state = adamw_state_tensors(got.named(), optimizer);
+  HostStaging staging;
+  NamedTensors state = adamw_state_tensors(got.named(), optimizer, staging);
   ASSERT_EQ(state.size(), saved.size());
   for (const auto& [name, t] : state) EXPECT_TRUE(torch::equal(t, saved.at(name))) << name;
   for (int step = 10; step < 20; ++step) {

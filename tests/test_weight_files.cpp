@@ -11,8 +11,10 @@
 
 #include "model/checkpoint.h"
 #include "model/export.h"
+#include "model/host_buffer.h"
 #include "model/torch_pickle.h"
 #include "model/weight_file.h"
+#include "train/training_checkpoint.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/interrupt.h"
@@ -466,4 +468,105 @@ TEST(Export, SignalStopsBetweenTensorsAndLeavesNothing) {
   // The scope restored the default: no flag is left for the next export.
   export_model(tmp.path / "model", tmp.path / "out", "auto", ExportOptions{});
   EXPECT_TRUE(fs::exists(tmp.path / "out" / "model.safetensors"));
+}
+
+// Training checkpoints are copied into host buffers kept from one checkpoint to the next
+// (train/host_staging): the second snapshot lands in the first one's memory, and a snapshot is
+// only taken once the write of the previous one has ended, so what is on disk is what was copied.
+TEST(Checkpoint, BackgroundWriterReusesHostBuffersOnlyAfterTheWrite) {
+  TempDir tmp;
+  CausalLM model(tiny(), DecoderOptions{});
+  model->init_weights(3);
+  CheckpointWriter writer(/*background=*/true);
+  auto snapshot = [&](int64_t step) {
+    CheckpointSnapshot s = snapshot_training_state(model, checkpoint_tensors(model), {}, writer.staging());
+    s.dir = tmp.path / "checkpoints" / ("step_" + std::to_string(step));
+    s.state = {{"step", step}};
+    s.keep_last = 5;
+    return s;
+  };
+  CheckpointSnapshot first = snapshot(1);
+  const void* first_buffer = first.weights.front().second.data_ptr();
+  const torch::Tensor first_values = first.weights.front().second.clone();
+  EXPECT_TRUE(torch::equal(first_values, model->named_parameters()[first.weights.front().first]));
+  writer.submit(std::move(first));
+  std::map<std::string, torch::Tensor> at_step_1;
+  for (auto& item : model->named_parameters()) at_step_1[item.key()] = item.value().detach().clone();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.add_(1.0);  // what the next step would do
+  }
+  CheckpointSnapshot second = snapshot(2);  // waits for step_1's write, then reuses its buffers
+  EXPECT_EQ(second.weights.front().second.data_ptr(), first_buffer);
+  EXPECT_TRUE(torch::equal(second.weights.front().second, first_values + 1.0));
+  writer.submit(std::move(second));
+  writer.wait();
+  EXPECT_TRUE(writer.staging().bytes() >= static_cast<int64_t>(first_values.nbytes()));
+  for (int64_t step : {1, 2}) {
+    CausalLM loaded(tiny(), DecoderOptions{});
+    load_weights(loaded, tmp.path / "checkpoints" / ("step_" + std::to_string(step)));
+    for (auto& item : model->named_parameters())
+      EXPECT_TRUE(torch::equal(loaded->named_parameters()[item.key()], step == 1 ? at_step_1.at(item.key()) : item.value()))
+          << "step " << step << " " << item.key();
+  }
+  // A foreground writer keeps no buffers between checkpoints.
+  CheckpointWriter foreground(/*background=*/false);
+  CheckpointSnapshot third = snapshot_training_state(model, checkpoint_tensors(model), {}, foreground.staging());
+  third.dir = tmp.path / "checkpoints" / "step_3";
+  third.state = {{"step", 3}};
+  third.keep_last = 5;
+  EXPECT_GT(foreground.staging().bytes(), 0);
+  foreground.submit(std::move(third));
+  EXPECT_EQ(foreground.staging().bytes(), 0);
+  EXPECT_TRUE(path_exists(tmp.path / "checkpoints" / "step_3" / "state.json"));
+}
+
+// On a GPU the copies go into pinned buffers, asynchronously, and have landed once finish() returns.
+TEST(Checkpoint, CudaHostStagingCopiesIntoPinnedBuffers) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  HostStaging staging;
+  const torch::Tensor on_gpu = torch::randn({3000, 1000}, torch::TensorOptions().device(torch::kCUDA));
+  torch::Tensor copy = staging.copy("w", on_gpu);
+  staging.finish();
+  EXPECT_TRUE(copy.device().is_cpu());
+  EXPECT_TRUE(is_pinned_host(copy));
+  EXPECT_TRUE(torch::equal(copy, on_gpu.cpu()));
+  const void* buffer = copy.data_ptr();
+  torch::Tensor again = staging.copy("w", on_gpu * 2);
+  staging.finish();
+  EXPECT_EQ(again.data_ptr(), buffer);
+  EXPECT_TRUE(torch::equal(again, (on_gpu * 2).cpu()));
+}
+
+// GPU loads through the pinned ring (WeightReadOptions::device_staging) give the tensors the host
+// load gives: bf16 on disk into bf16 and fp32 GPU parameters, 1 KiB blocks on 3 threads (each
+// ring's two blocks reused many times), and a rank's rows.
+TEST(Checkpoint, CudaStagedLoadEqualsTheHostLoad) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  TempDir tmp;
+  write_tiny(tmp.path / "ckpt", torch::kBFloat16);
+  WeightReadOptions staged;
+  staged.device_staging = true;
+  staged.block_bytes = 1024;
+  staged.threads = 3;
+  for (torch::ScalarType dtype : {torch::kBFloat16, torch::kFloat32}) {
+    DecoderOptions on_host, on_gpu;
+    on_host.param_dtype = on_gpu.param_dtype = dtype;
+    on_gpu.device = torch::kCUDA;
+    CausalLM expected = load_model(tmp.path / "ckpt", on_host);
+    CausalLM got = load_model(tmp.path / "ckpt", on_gpu, staged);
+    for (auto& item : expected->named_parameters()) {
+      const torch::Tensor loaded = got->named_parameters()[item.key()];
+      EXPECT_TRUE(loaded.is_cuda()) << item.key();
+      EXPECT_TRUE(torch::equal(loaded.cpu(), item.value())) << c10::toString(dtype) << " " << item.key();
+    }
+  }
+  auto file = open_safetensors(tmp.path / "ckpt" / "model.safetensors");
+  const TensorEntry* entry = nullptr;
+  for (const TensorEntry& e : file->entries())
+    if (e.name == "model.embed_tokens.weight") entry = &e;
+  ASSERT_NE(entry, nullptr);
+  torch::Tensor rows = torch::empty({5, entry->shape[1]}, torch::TensorOptions().device(torch::kCUDA));
+  read_tensors(file->path(), {{entry, rows, 3}}, staged);
+  EXPECT_TRUE(torch::equal(rows.cpu(), file->view(*entry).narrow(0, 3, 5).to(torch::kFloat32)));
 }

@@ -147,8 +147,8 @@ TrainingState resume_training(const fs::path& out, const std::string& resume, Ca
 
 CheckpointSnapshot training_snapshot(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,
                                      const fs::path& out, const TrainingState& state, ChatFormat format,
-                                     const fs::path& tokenizer_dir, int64_t keep_last) {
-  CheckpointSnapshot snapshot = snapshot_training_state(model, weights, std::move(optimizer_state));
+                                     const fs::path& tokenizer_dir, int64_t keep_last, HostStaging& staging) {
+  CheckpointSnapshot snapshot = snapshot_training_state(model, weights, std::move(optimizer_state), staging);
   snapshot.dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
   snapshot.state = state.to_json(format);
   snapshot.tokenizer_dir = tokenizer_dir;

@@ -69,13 +69,13 @@ using RestoreOptimizer = std::function<void(const CheckpointReader&)>;
 TrainingState resume_training(const std::filesystem::path& run_dir, const std::string& resume, CausalLM& model,
                               const RestoreOptimizer& restore_optimizer, bool main, int64_t rank);
 
-// The host copy of what checkpoints/step_<state.step> holds, ready for a CheckpointWriter, with
-// the weights (checkpoint names) and the AdamW state (host tensors, as adamw_state_tensors names
-// them) given: what DataParallel gathers from the ranks.
+// The host copy (in `staging`) of what checkpoints/step_<state.step> holds, ready for a
+// CheckpointWriter, with the weights (checkpoint names) and the AdamW state (host tensors, as
+// adamw_state_tensors names them) given: what DataParallel gathers from the ranks.
 CheckpointSnapshot training_snapshot(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,
                                      const std::filesystem::path& run_dir,
                                      const TrainingState& state, ChatFormat format,
-                                     const std::filesystem::path& tokenizer_dir, int64_t keep_last);
+                                     const std::filesystem::path& tokenizer_dir, int64_t keep_last, HostStaging& staging);
 
 // Writes the run's chat checkpoint, <run_dir>/final (replacing one a previous attempt left), with
 // the tokenizer files of `tokenizer_dir`; returns its path.

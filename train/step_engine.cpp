@@ -72,9 +72,10 @@ double run_micro_batches(const RankStep& plan, int64_t micro_batch_size, DataPar
 
 CheckpointSnapshot rank_checkpoint(CausalLM& model, DataParallel& dp, const Dist& dist, const std::filesystem::path& out,
                                    const TrainingState& state, ChatFormat format, const std::filesystem::path& tokenizer_dir,
-                                   int64_t keep_last, double timeout_minutes) {
+                                   int64_t keep_last, double timeout_minutes, HostStaging& staging) {
   if (dist.world_size() == 1)
-    return training_snapshot(model, dp.model_weights(model), dp.optimizer_state(), out, state, format, tokenizer_dir, keep_last);
+    return training_snapshot(model, dp.model_weights(model), dp.optimizer_state(staging), out, state, format, tokenizer_dir,
+                             keep_last, staging);
   // A token new for every checkpoint of every attempt names the shared staging directory.
   const std::string mine = dist.is_main() ? Hasher()
                                                 .add(std::to_string(::getpid()))
@@ -83,7 +84,7 @@ CheckpointSnapshot rank_checkpoint(CausalLM& model, DataParallel& dp, const Dist
                                                 .substr(0, 12)
                                           : std::string();
   const std::string token = dist.all_gather_strings(mine, "checkpoint token").front();
-  DataParallel::CheckpointPart part = dp.checkpoint_part();
+  DataParallel::CheckpointPart part = dp.checkpoint_part(staging);
   CheckpointSnapshot s;
   s.dir = out / "checkpoints" / ("step_" + std::to_string(state.step));
   s.config = model->config;

@@ -68,9 +68,10 @@ double run_micro_batches(const RankStep& plan, int64_t micro_batch_size, DataPar
 // layout (a Hugging Face directory of the master weights plus trainer_state.safetensors); each
 // rank of several writes its part of a sharded checkpoint, which rank 0 publishes once every
 // rank's file is there (waiting at most `timeout_minutes`). A collective (the checkpoint's token).
+// The host copies are `staging`'s buffers (CheckpointWriter::staging()).
 CheckpointSnapshot rank_checkpoint(CausalLM& model, DataParallel& dp, const Dist& dist, const std::filesystem::path& run_dir,
                                    const TrainingState& state, ChatFormat format, const std::filesystem::path& tokenizer_dir,
-                                   int64_t keep_last, double timeout_minutes);
+                                   int64_t keep_last, double timeout_minutes, HostStaging& staging);
 
 // The run's final/ chat checkpoint: one process exports the model it holds; with several ranks,
 // rank 0 exports the run's last (sharded) checkpoint, step `step`, one tensor at a time, and

@@ -77,8 +77,9 @@ void TrainerRun::load_model(const fs::path& model_dir, DecoderOptions o, int64_t
 
 void TrainerRun::checkpoint() {
   // Every rank writes its part (in the background); rank 0 publishes.
+  HostStaging& staging = writer_->staging();  // waits for the previous write: its buffers are reused
   writer_->submit(rank_checkpoint(*model_, *dp_, dist_, out_, state_, format_, model_dir_, spec_.train.keep_last,
-                                  spec_.dist.timeout_minutes));
+                                  spec_.dist.timeout_minutes, staging));
   last_checkpoint_ = std::chrono::steady_clock::now();
   last_checkpoint_step_ = state_.step;
 }

@@ -15,10 +15,6 @@ namespace dsalign {
 
 namespace {
 
-torch::Tensor host_copy(const torch::Tensor& t) {
-  return t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous();
-}
-
 // A sharded checkpoint is complete only with every rank's file its layout lists.
 bool shard_files_present(const fs::path& dir) {
   if (!path_exists(dir / "shard_layout.json")) return true;
@@ -53,28 +49,30 @@ std::vector<fs::path> complete_checkpoints(const fs::path& root) {
 
 }  // namespace
 
-NamedTensors adamw_state_tensors(const NamedTensors& named, const AdamW& optimizer) {
+NamedTensors adamw_state_tensors(const NamedTensors& named, const AdamW& optimizer, HostStaging& staging) {
   torch::NoGradGuard no_grad;
   NamedTensors out;
   for (const auto& [name, t] : named) {
     const AdamW::ParamState* st = optimizer.state(t);
     if (!st) continue;  // no step taken yet
     const std::string prefix = "optimizer." + name;
-    out.emplace_back(prefix + ".exp_avg", host_copy(st->exp_avg));
-    out.emplace_back(prefix + ".exp_avg_sq", host_copy(st->exp_avg_sq));
+    out.emplace_back(prefix + ".exp_avg", staging.copy(prefix + ".exp_avg", st->exp_avg));
+    out.emplace_back(prefix + ".exp_avg_sq", staging.copy(prefix + ".exp_avg_sq", st->exp_avg_sq));
     out.emplace_back(prefix + ".step", torch::tensor({st->step}, torch::kInt64));
   }
   return out;
 }
 
-CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state) {
+CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,
+                                           HostStaging& staging) {
   torch::NoGradGuard no_grad;
   CheckpointSnapshot s;
   s.config = model->config;
   s.weight_dtype = model->options.param_dtype;
-  for (auto& [name, t] : weights) s.weights.emplace_back(name, host_copy(t));
+  for (auto& [name, t] : weights) s.weights.emplace_back(name, staging.copy(name, t));
   s.trainer_state = std::move(optimizer_state);
   s.trainer_state.emplace_back("rng.cpu", cpu_rng_state());
+  staging.finish();
   return s;
 }
 
@@ -185,9 +183,15 @@ void CheckpointWriter::wait() {
   }
 }
 
+HostStaging& CheckpointWriter::staging() {
+  wait();
+  return staging_;
+}
+
 void CheckpointWriter::submit(CheckpointSnapshot snapshot) {
   wait();
   if (!background_) {
+    staging_ = HostStaging();  // the snapshot holds its buffers until written, then none are kept
     write_training_checkpoint(snapshot);
     return;
   }

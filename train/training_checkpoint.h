@@ -2,7 +2,8 @@
 // master weights (config.json, model.safetensors, tokenizer files) plus trainer_state.safetensors
 // (AdamW moments and step per parameter, the CPU RNG state) and state.json (step, data position,
 // counters, chat format). Written under a temporary name and renamed, by a background thread: the
-// training loop waits only for the copy to host memory.
+// training loop waits only for the copy into host buffers kept from one checkpoint to the next
+// (train/host_staging.h).
 #pragma once
 #include <exception>
 #include <filesystem>
@@ -16,6 +17,7 @@
 
 #include "model/decoder.h"
 #include "train/adamw.h"
+#include "train/host_staging.h"
 
 namespace dsalign {
 
@@ -47,17 +49,18 @@ struct CheckpointSnapshot {
   std::optional<ShardPart> shard;
 };
 
-// Copies the weights (checkpoint names; under zero3 gathered from the ranks) and the CPU RNG state
-// to host memory (the only part that stalls training), with the AdamW state given (host tensors
-// named as adamw_state_tensors names them).
-CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state);
+// Copies the weights (checkpoint names; under zero3 gathered from the ranks) into `staging` and
+// the CPU RNG state to host memory (the only part that stalls training), with the AdamW state
+// given (host tensors named as adamw_state_tensors names them); returns once every copy landed.
+CheckpointSnapshot snapshot_training_state(CausalLM& model, const NamedTensors& weights, NamedTensors optimizer_state,
+                                           HostStaging& staging);
 
 // The default CPU generator's state (what "rng.cpu" holds).
 torch::Tensor cpu_rng_state();
 
-// AdamW's state of each named tensor it has stepped, as host copies named
-// "optimizer.<name>.exp_avg", ".exp_avg_sq" and ".step".
-NamedTensors adamw_state_tensors(const NamedTensors& named, const AdamW& optimizer);
+// AdamW's state of each named tensor it has stepped, as host copies (in `staging`) named
+// "optimizer.<name>.exp_avg", ".exp_avg_sq" and ".step". Copies from a GPU land by staging.finish().
+NamedTensors adamw_state_tensors(const NamedTensors& named, const AdamW& optimizer, HostStaging& staging);
 // Restores what adamw_state_tensors saved (each tensor's part of it: a rank's rows) into
 // `optimizer`'s state for each named tensor; `file` names the checkpoint in errors.
 void restore_adamw_state(const NamedTensors& named, AdamW& optimizer, const std::map<std::string, torch::Tensor>& saved,
@@ -78,8 +81,10 @@ nlohmann::json load_training_checkpoint(const CheckpointReader& reader, CausalLM
 // The newest complete (state.json present) checkpoints/step_<N> of a run directory, or empty.
 std::filesystem::path newest_training_checkpoint(const std::filesystem::path& run_dir);
 
-// One write in flight at a time; submit() first waits for the previous one. A failed write is
-// rethrown (as Error) by the next submit() or wait().
+// One write in flight at a time. A snapshot is taken into staging() (which first waits for the
+// write in flight: its buffers are reused) and handed to submit(). A failed write is rethrown (as
+// Error) by the next staging(), submit() or wait(). Written in the foreground, a snapshot's
+// buffers are let go once written; in the background they are kept for the next one.
 class CheckpointWriter {
  public:
   explicit CheckpointWriter(bool background) : background_(background) {}
@@ -87,11 +92,13 @@ class CheckpointWriter {
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
 
+  HostStaging& staging();
   void submit(CheckpointSnapshot snapshot);
   void wait();
 
  private:
   bool background_;
+  HostStaging staging_;
   std::thread thread_;
   std::exception_ptr error_;
 };
