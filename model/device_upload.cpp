@@ -7,6 +7,7 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace dsalign {
@@ -25,25 +26,24 @@ struct DeviceUpload::Ring {
   int slot = -1;
 };
 
-DeviceUpload::DeviceUpload(const torch::Device& device, size_t block_bytes) {
+DeviceUpload::DeviceUpload(const torch::Device& device, size_t block_bytes) : device_(device) {
   if (!device.is_cuda() || !torch::cuda::is_available()) fail("DeviceUpload: ", device.str(), " is not an available GPU");
-  ring_ = std::unique_ptr<Ring>(new Ring{c10::cuda::getStreamFromPool(false, device.index() < 0 ? 0 : device.index()), {}, {}, {}, -1});
-  for (torch::Tensor& block : ring_->pinned)
-    block = host_buffer({static_cast<int64_t>(block_bytes)}, torch::kUInt8, /*pinned=*/true);
-  // The destinations may still be being written on the caller's stream (allocated, initialised):
-  // this ring's copies wait for that work.
-  at::cuda::CUDAEvent caller_work;
-  caller_work.record(c10::cuda::getCurrentCUDAStream(ring_->stream.device_index()));
-  caller_work.block(ring_->stream);
-  c10::cuda::CUDAStreamGuard guard(ring_->stream);
-  ring_->on_device = torch::empty({static_cast<int64_t>(block_bytes)}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+  const auto index = static_cast<c10::DeviceIndex>(device.index() < 0 ? 0 : device.index());
+  device_ = torch::Device(torch::kCUDA, index);
+  const c10::cuda::CUDAGuard on_device(index);  // a reader thread's current device is 0 otherwise
+  ring_ = std::unique_ptr<Ring>(new Ring{c10::cuda::getStreamFromPool(false, index), {}, {}, {}, -1});
+  for (torch::Tensor& block : ring_->pinned) block = host_buffer({static_cast<int64_t>(block_bytes)}, torch::kUInt8, device_);
+  const c10::cuda::CUDAStreamGuard on_stream(ring_->stream);
+  ring_->on_device = torch::empty({static_cast<int64_t>(block_bytes)}, torch::TensorOptions().dtype(torch::kUInt8).device(device_));
 }
 
 DeviceUpload::~DeviceUpload() {
-  if (ring_) ring_->stream.synchronize();  // the pinned blocks must outlive the copies that read them
+  // The pinned blocks must outlive the copies that read them. Runtime calls only: no throwing here.
+  if (ring_ && ::cudaStreamSynchronize(ring_->stream.stream()) != cudaSuccess) (void)::cudaGetLastError();
 }
 
 void* DeviceUpload::next_block() {
+  const c10::cuda::CUDAGuard on_device(device_.index());
   ring_->slot = (ring_->slot + 1) % kSlots;
   ring_->copied[ring_->slot].synchronize();  // returns at once if never recorded
   return ring_->pinned[ring_->slot].data_ptr();
@@ -51,7 +51,7 @@ void* DeviceUpload::next_block() {
 
 void DeviceUpload::upload(const torch::Tensor& into, torch::ScalarType file_dtype) {
   torch::NoGradGuard no_grad;
-  c10::cuda::CUDAStreamGuard guard(ring_->stream);
+  const c10::cuda::CUDAStreamGuard on_stream(ring_->stream);  // sets the device too
   const int64_t count = into.numel();
   const torch::Tensor block = torch::from_blob(ring_->pinned[ring_->slot].data_ptr(), {count}, torch::TensorOptions().dtype(file_dtype));
   if (into.scalar_type() == file_dtype) {
@@ -64,13 +64,16 @@ void DeviceUpload::upload(const torch::Tensor& into, torch::ScalarType file_dtyp
   ring_->copied[ring_->slot].record(ring_->stream);
 }
 
-void DeviceUpload::finish() { ring_->stream.synchronize(); }
+void DeviceUpload::finish() {
+  const c10::cuda::CUDAGuard on_device(device_.index());
+  ring_->stream.synchronize();
+}
 
 #else
 
 struct DeviceUpload::Ring {};
 
-DeviceUpload::DeviceUpload(const torch::Device& device, size_t) {
+DeviceUpload::DeviceUpload(const torch::Device& device, size_t) : device_(device) {
   fail("DeviceUpload: dsalign was built without CUDA, so it cannot load onto ", device.str());
 }
 DeviceUpload::~DeviceUpload() = default;

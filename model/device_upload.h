@@ -12,9 +12,10 @@ namespace dsalign {
 
 class DeviceUpload {
  public:
-  // Pinned blocks of `block_bytes` for copies to `device`; an Error without CUDA.
+  // Pinned blocks of `block_bytes` for copies to `device`; an Error without CUDA. The caller has
+  // finished its own work on the destinations (read_tensors synchronizes the device first).
   DeviceUpload(const torch::Device& device, size_t block_bytes);
-  ~DeviceUpload();  // waits for copies still in flight (they read its pinned blocks)
+  ~DeviceUpload();  // waits for copies still in flight (they read its pinned blocks); never throws
   DeviceUpload(const DeviceUpload&) = delete;
   DeviceUpload& operator=(const DeviceUpload&) = delete;
 
@@ -25,9 +26,11 @@ class DeviceUpload {
   void upload(const torch::Tensor& into, torch::ScalarType file_dtype);
   // Waits for every copy.
   void finish();
+  const torch::Device& device() const { return device_; }
 
  private:
   struct Ring;
+  torch::Device device_;
   std::unique_ptr<Ring> ring_;
 };
 

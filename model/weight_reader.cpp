@@ -11,6 +11,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "model/device_upload.h"
@@ -110,6 +111,12 @@ void read_tensors(const std::filesystem::path& path, const std::vector<TensorRea
       blocks.push_back({i, begin, std::min(per_block, r.into.numel() - begin)});
   }
   const auto ring_block_bytes = static_cast<size_t>((options.block_bytes + 7) / 8 * 8);  // whole elements of any dtype
+  // GPU destinations may still be being written by work queued on the caller's streams
+  // (allocation, initialisation): the rings' own streams start after it.
+  std::set<int64_t> devices;
+  for (const TensorRead& r : reads)
+    if (r.into.is_cuda()) devices.insert(r.into.device().index() < 0 ? 0 : r.into.device().index());
+  for (int64_t device : devices) torch::cuda::synchronize(device);
   const int64_t hardware = std::max<int64_t>(1, std::thread::hardware_concurrency());
   const auto threads =
       static_cast<size_t>(std::min<int64_t>(options.threads > 0 ? options.threads : std::min<int64_t>(hardware, 8),
@@ -132,7 +139,10 @@ void read_tensors(const std::filesystem::path& path, const std::vector<TensorRea
             e.data_offset + static_cast<uint64_t>((e.storage_offset + r.first_row * row_elements(e) + b.begin) * element);
         const auto bytes = static_cast<size_t>(b.count * element);
         if (r.into.is_cuda()) {
-          if (!upload) upload = std::make_unique<DeviceUpload>(r.into.device(), ring_block_bytes);
+          if (!upload || upload->device() != r.into.device()) {  // a ring per device, one at a time
+            if (upload) upload->finish();
+            upload = std::make_unique<DeviceUpload>(r.into.device(), ring_block_bytes);
+          }
           file.read_fully(upload->next_block(), bytes, offset, e.name);
           upload->upload(r.into.view({-1}).narrow(0, b.begin, b.count), e.dtype);
           continue;

@@ -521,21 +521,27 @@ TEST(Checkpoint, BackgroundWriterReusesHostBuffersOnlyAfterTheWrite) {
   EXPECT_TRUE(path_exists(tmp.path / "checkpoints" / "step_3" / "state.json"));
 }
 
-// On a GPU the copies go into pinned buffers, asynchronously, and have landed once finish() returns.
+// On a GPU the copies go into pinned buffers, asynchronously, and have landed once finish()
+// returns: on every GPU there is (the copies of a device other than the current one included).
 TEST(Checkpoint, CudaHostStagingCopiesIntoPinnedBuffers) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  HostStaging staging;
-  const torch::Tensor on_gpu = torch::randn({3000, 1000}, torch::TensorOptions().device(torch::kCUDA));
-  torch::Tensor copy = staging.copy("w", on_gpu);
-  staging.finish();
-  EXPECT_TRUE(copy.device().is_cpu());
-  EXPECT_TRUE(is_pinned_host(copy));
-  EXPECT_TRUE(torch::equal(copy, on_gpu.cpu()));
-  const void* buffer = copy.data_ptr();
-  torch::Tensor again = staging.copy("w", on_gpu * 2);
-  staging.finish();
-  EXPECT_EQ(again.data_ptr(), buffer);
-  EXPECT_TRUE(torch::equal(again, (on_gpu * 2).cpu()));
+  for (int64_t device = 0; device < static_cast<int64_t>(torch::cuda::device_count()); ++device) {
+    HostStaging staging;
+    const torch::Tensor on_gpu =
+        torch::randn({3000, 1000}, torch::TensorOptions().device(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device))));
+    torch::Tensor copy = staging.copy("w", on_gpu);
+    staging.finish();
+    EXPECT_TRUE(copy.device().is_cpu());
+    EXPECT_TRUE(is_pinned_host(copy)) << "cuda:" << device;
+    EXPECT_TRUE(torch::equal(copy, on_gpu.cpu())) << "cuda:" << device;
+    const void* buffer = copy.data_ptr();
+    torch::Tensor again = staging.copy("w", on_gpu * 2);
+    staging.finish();
+    EXPECT_EQ(again.data_ptr(), buffer);
+    EXPECT_TRUE(torch::equal(again, (on_gpu * 2).cpu())) << "cuda:" << device;
+    HostStaging unpinned(/*pin=*/false);
+    EXPECT_FALSE(is_pinned_host(unpinned.copy("w", on_gpu)));
+  }
 }
 
 // GPU loads through the pinned ring (WeightReadOptions::device_staging) give the tensors the host

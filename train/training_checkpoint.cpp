@@ -191,7 +191,7 @@ HostStaging& CheckpointWriter::staging() {
 void CheckpointWriter::submit(CheckpointSnapshot snapshot) {
   wait();
   if (!background_) {
-    staging_ = HostStaging();  // the snapshot holds its buffers until written, then none are kept
+    staging_.release();  // the snapshot holds its buffers until written, then none are kept
     write_training_checkpoint(snapshot);
     return;
   }

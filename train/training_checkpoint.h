@@ -87,7 +87,9 @@ std::filesystem::path newest_training_checkpoint(const std::filesystem::path& ru
 // buffers are let go once written; in the background they are kept for the next one.
 class CheckpointWriter {
  public:
-  explicit CheckpointWriter(bool background) : background_(background) {}
+  // Kept buffers are pinned for GPU tensors; a foreground writer's are not (registering them for
+  // every checkpoint would cost more than it saves).
+  explicit CheckpointWriter(bool background) : background_(background), staging_(background) {}
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
