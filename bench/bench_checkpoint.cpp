@@ -57,6 +57,8 @@ int run(int argc, char** argv) {
     return 0;
   }
   cli::po::notify(vm);
+  if (checkpoints < 1) fail("--checkpoints must be at least 1, got ", checkpoints);
+  if (layers < 0) fail("--layers must be 0 (the model's) or more, got ", layers);
   std::optional<ModelConfig> preset = model_preset(model_dir);
   ModelConfig config = preset ? *preset : load_model_config(model_dir);
   if (layers > 0) config.num_hidden_layers = layers;
