@@ -112,6 +112,8 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanRequest& r) {
   const double layers = static_cast<double>(c.num_hidden_layers);
   const double per_token = r.checkpointing ? layers * mb * d + per_layer : layers * per_layer;
   p.activations = tokens * (per_token + (cb + 8) * static_cast<double>(c.vocab_size));
+  // Each rank of several checkpoints its rows of every tensor whatever the strategy; one, all.
+  p.checkpoint_host = (mb + 8) * (N > 1 ? shard : psi);
   // DeepSpeed's estimate_zero{2,3}_model_states_mem_needs without offload (fp16 weights, fp32 Adam).
   const double Nd = static_cast<double>(N);
   if (r.strategy == ShardStrategy::zero3) p.deepspeed = 4 * largest_layer + 18 * psi / Nd;
@@ -140,7 +142,10 @@ std::string plan_report(const ModelConfig& c, const PlanRequest& r, const Memory
       << (r.strategy == ShardStrategy::zero3 ? "4 x largest layer + 18 Psi / N"
           : r.strategy == ShardStrategy::zero1 || r.strategy == ShardStrategy::zero2 ? "4 Psi + 16 Psi / N"
                                                                                      : "16 Psi")
-      << ", its estimator without offload)\n";
+      << ", its estimator without offload)\n"
+      << "  checkpoint copy   " << gib(p.checkpoint_host)
+      << " of host memory (this rank's weights and AdamW moments, kept for the run with async_checkpoint;"
+      << " page-locked on a GPU)\n";
   return out.str();
 }
 

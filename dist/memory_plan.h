@@ -38,6 +38,9 @@ struct MemoryPlan {
            (checkpointing ? std::max(compute_copies, gradients) : compute_copies + gradients);
   }
   double deepspeed = 0;       // DeepSpeed's estimate of model states (no offload) for the stage
+  // Host memory, not the GPU's: the buffers a background checkpoint is copied into and kept for the
+  // run (train/host_staging): this rank's rows of the master weights and both moments.
+  double checkpoint_host = 0;
 };
 MemoryPlan plan_memory(const ModelConfig& config, const PlanRequest& request);
 

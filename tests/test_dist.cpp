@@ -150,6 +150,10 @@ TEST(MemoryPlan, StrategiesFollowTheirFormulasAndBadSpecsNameTheKey) {
   EXPECT_DOUBLE_EQ(z2.deepspeed, 4 * psi + 16 * psi / 8);
   EXPECT_LT(z3.activations, z2.activations);  // checkpointing
   EXPECT_LT(z3.total(), z2.total());
+  // A checkpoint's host copy: each rank's rows of weights and moments, whatever the strategy.
+  EXPECT_DOUBLE_EQ(z3.checkpoint_host, z3.weights + z1.optimizer);
+  EXPECT_DOUBLE_EQ(ddp.checkpoint_host, z3.checkpoint_host);
+  EXPECT_DOUBLE_EQ(plan("world=1").checkpoint_host, 12 * psi);
   EXPECT_EQ(parse_plan_request("world=8").strategy, ShardStrategy::zero3);
   EXPECT_NE(error_of([] { parse_plan_request("world=0"); }).find("world=0"), std::string::npos);
   EXPECT_NE(error_of([] { parse_plan_request("wrld=8"); }).find("unknown key 'wrld'"), std::string::npos);
