@@ -54,6 +54,14 @@ std::string token_content(const json& v, const std::string& where, const char* k
   fail(where, ": '", key, "' must be a string or an AddedToken object with 'content'");
 }
 
+// An added token's optional flag ("special", "lstrip", ...): absent is `otherwise`.
+bool added_token_flag(const json& token, const char* key, bool otherwise, const std::string& where) {
+  if (!token.contains(key)) return otherwise;
+  if (!token[key].is_boolean())
+    fail(where, ": added token ", token["content"].dump(), ": '", key, "' must be true or false, got ", token[key].dump());
+  return token[key].get<bool>();
+}
+
 }  // namespace
 
 // Leftmost-longest matching of added tokens (as the library's Aho-Corasick with
@@ -195,11 +203,11 @@ Tokenizer::Tokenizer(const json& j, const std::string& where, TokenizerSettings 
       AddedToken a;
       a.id = t["id"].get<int32_t>();
       a.content = t["content"].get<std::string>();
-      a.special = t.value("special", false);
-      a.lstrip = t.value("lstrip", false);
-      a.rstrip = t.value("rstrip", false);
-      a.single_word = t.value("single_word", false);
-      a.normalized = t.value("normalized", !a.special);
+      a.special = added_token_flag(t, "special", false, where);
+      a.lstrip = added_token_flag(t, "lstrip", false, where);
+      a.rstrip = added_token_flag(t, "rstrip", false, where);
+      a.single_word = added_token_flag(t, "single_word", false, where);
+      a.normalized = added_token_flag(t, "normalized", !a.special, where);
       if (a.id < 0) fail(where, ": added token '", a.content, "' has a negative id");
       size = std::max(size, a.id + 1);
       added_.push_back(std::move(a));
@@ -279,11 +287,18 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
   if (path_exists(config_file)) settings = read_tokenizer_config(config_file);
   std::filesystem::path jinja = file.parent_path() / "chat_template.jinja";
   if (settings.chat_template.empty() && path_exists(jinja)) settings.chat_template = read_text_file(jinja);
-  Tokenizer tokenizer(j, file.string(), settings);
+  // A field of the wrong type that no check names is still one line naming the file.
+  std::optional<Tokenizer> loaded;
+  try {
+    loaded.emplace(j, file.string(), settings);
+  } catch (const json::exception& e) {
+    fail(file.string(), ": ", first_line(e));
+  }
+  const Tokenizer& tokenizer = *loaded;
   for (const auto* name : {&settings.bos_token, &settings.eos_token, &settings.pad_token})
     if (!name->empty() && !tokenizer.token_to_id(*name))
       fail(config_file.string(), ": special token '", *name, "' is not in ", file.filename().string());
-  return tokenizer;
+  return std::move(*loaded);
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {

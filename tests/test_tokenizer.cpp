@@ -204,6 +204,9 @@ TEST(Tokenizer, BadTokenizerFilesAreOneLineErrors) {
   j = base;
   j["model"]["type"] = "Unigram";
   EXPECT_NE(error_of(j).find("expected BPE"), std::string::npos);
+  j = base;
+  j["added_tokens"][0]["lstrip"] = "yes";
+  EXPECT_NE(error_of(j).find("'lstrip' must be true or false, got \"yes\""), std::string::npos) << error_of(j);
 }
 
 TEST(Tokenizer, CliTokenize) {
@@ -228,8 +231,9 @@ TEST(Tokenizer, CliTokenize) {
 }
 
 // Fuzzing findings, kept as regression inputs in fuzz/corpus/: a number too large for any type
-// (nlohmann's out_of_range, not a parse_error) and a tokenizer_config.json whose fields have the
-// wrong types are one-line errors naming the file.
+// (nlohmann's out_of_range, not a parse_error), an added token whose flag is a string (nlohmann's
+// type_error, which escaped as a crash) and a tokenizer_config.json whose fields have the wrong
+// types are one-line errors naming the file.
 TEST(Tokenizer, FuzzFindingsAreOneLineErrors) {
   const fs::path dir = fs::temp_directory_path() / ("dsalign_tokenizer_fuzz_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -241,6 +245,16 @@ TEST(Tokenizer, FuzzFindingsAreOneLineErrors) {
     e = error.what();
   }
   EXPECT_NE(e.find("tokenizer.json: invalid JSON"), std::string::npos) << e;
+  std::ofstream(dir / "tokenizer.json", std::ios::trunc)
+      << read_text_file(fs::path(DSALIGN_SOURCE_DIR) / "fuzz/corpus/tokenizer_json/regression-added-token-flag-type");
+  e.clear();
+  try {
+    Tokenizer::load(dir);
+  } catch (const Error& error) {
+    e = error.what();
+  }
+  EXPECT_NE(e.find("must be true or false"), std::string::npos) << e;
+  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 0) << e;
   std::ofstream(dir / "tokenizer_config.json") << R"({"tokenizer_class": 5, "chat_template": [{"name": 1, "template": 2}]})";
   const TokenizerSettings settings = read_tokenizer_config(dir / "tokenizer_config.json");
   EXPECT_FALSE(settings.add_bos_token);
