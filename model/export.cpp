@@ -83,8 +83,12 @@ fs::path export_model(const fs::path& source, const fs::path& out, const std::st
   }
   std::string format_name = chat_template;
   if (path_exists(dir / "state.json") && format_name == "auto") {
-    auto state = nlohmann::json::parse(read_text_file(dir / "state.json"));
-    format_name = state.value("chat_format", std::string("auto"));
+    try {
+      auto state = nlohmann::json::parse(read_text_file(dir / "state.json"));
+      format_name = state.value("chat_format", std::string("auto"));
+    } catch (const nlohmann::json::exception& e) {
+      fail((dir / "state.json").string(), ": ", first_line(e));
+    }
   }
   Tokenizer tokenizer = Tokenizer::load(dir);
   ChatFormat format = resolve_chat_format(format_name, tokenizer);
