@@ -507,6 +507,15 @@ TEST(Export, BadInputIsAOneLineError) {
   EXPECT_NE(error_of([&] { export_model(tmp.path, tmp.path / "out", "auto", o); })
                 .find("a run directory with no complete checkpoint and no final/ to export"),
             std::string::npos);
+  // A damaged state.json beside the weights (it names the chat format) is one line naming it.
+  CausalLM tiny(*model_preset("tiny"), DecoderOptions{});
+  save_checkpoint(tiny, tmp.path / "ckpt", SaveOptions{});
+  for (const std::string state : {"{bad", "{\"chat_format\": 5}"}) {
+    tmp.write("ckpt/state.json", state);
+    const std::string e = error_of([&] { export_model(tmp.path / "ckpt", tmp.path / "out", "auto", o); });
+    EXPECT_NE(e.find("ckpt/state.json: "), std::string::npos) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  }
   EXPECT_EQ(parse_byte_size("5GB"), 5000000000);
   EXPECT_EQ(parse_byte_size("2GiB"), int64_t{2} << 30);
   EXPECT_NE(error_of([&] { parse_byte_size("5 parsecs"); }).find("is not a size"), std::string::npos);
