@@ -8,7 +8,7 @@
 // beside torch.distributed.checkpoint and transformers' save.
 // The config.json used is written to OUT, for the peers.
 //   dsalign_bench_checkpoint --model PRESET|DIR --out DIR [--layers N] [--device cpu|cuda] [--checkpoints 3]
-//                            [--fresh] [--foreground]
+//                            [--fresh] [--foreground] [--pinned]
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -41,7 +41,7 @@ int run(int argc, char** argv) {
   cli::po::options_description options("options");
   std::string model_dir, out_dir, device;
   int64_t checkpoints = 3, layers = 0;
-  bool fresh = false, foreground = false;
+  bool fresh = false, foreground = false, pinned = false;
   options.add_options()("model", cli::po::value(&model_dir)->required(), "a preset, or a directory with a config.json")
       ("layers", cli::po::value(&layers)->default_value(0), "use this many decoder layers (0: the model's)")
       ("out", cli::po::value(&out_dir)->required(), "run directory the checkpoints go under (checkpoints/step_<N>)")
@@ -49,6 +49,7 @@ int run(int argc, char** argv) {
       ("checkpoints", cli::po::value(&checkpoints)->default_value(3), "checkpoints in a row")
       ("fresh", cli::po::bool_switch(&fresh), "new host buffers for every snapshot")
       ("foreground", cli::po::bool_switch(&foreground), "write inside the stall (a synchronous trainer)")
+      ("pinned", cli::po::bool_switch(&pinned), "page-lock the kept buffers of GPU tensors (not yet the trainer's default)")
       ("help,h", "show this help");
   cli::po::variables_map vm;
   cli::po::store(cli::po::parse_command_line(argc, argv, options), vm);
@@ -75,11 +76,11 @@ int run(int argc, char** argv) {
   for (auto& [name, p] : named) optimizer.set_state(p, torch::randn_like(p), torch::rand_like(p), 1);
   int64_t state_bytes = 0;
   for (auto& [name, p] : named) state_bytes += 3 * static_cast<int64_t>(p.nbytes());
-  auto writer = std::make_unique<CheckpointWriter>(!foreground);
+  auto writer = std::make_unique<CheckpointWriter>(!foreground, pinned);
   for (int64_t k = 1; k <= checkpoints; ++k) {
     if (fresh) {
       writer->wait();
-      writer = std::make_unique<CheckpointWriter>(!foreground);
+      writer = std::make_unique<CheckpointWriter>(!foreground, pinned);
     }
     const Usage before = usage_now();
     const auto start = std::chrono::steady_clock::now();
@@ -98,6 +99,7 @@ int run(int argc, char** argv) {
                            {"device", device},
                            {"fresh", fresh},
                            {"foreground", foreground},
+                           {"pinned", pinned},
                            {"state_bytes", state_bytes},
                            {"stall_s", stall},
                            {"write_after_stall_s", write},

@@ -31,6 +31,7 @@ run "dsalign, foreground write" "$bench" "${common[@]}" --foreground
 run "transformers Trainer (save_pretrained + torch.save)" "$py" "$DSALIGN_ROOT/bench/peer_checkpoint.py" "$work/run" hf "$checkpoints" "$device"
 run "torch DCP async_save" "$py" "$DSALIGN_ROOT/bench/peer_checkpoint.py" "$work/run" dcp "$checkpoints" "$device"
 if [[ $device == cuda* ]]; then
+  run "dsalign, kept pinned buffers (async copies)" "$bench" "${common[@]}" --pinned
   run "torch DCP async_save, cached pinned stager" "$py" "$DSALIGN_ROOT/bench/peer_checkpoint.py" "$work/run" dcp-cache "$checkpoints" "$device"
 fi
 echo "== $(date -u +%F), $(nproc) cores, $preset with $layers layers on $device"

@@ -144,8 +144,7 @@ std::string plan_report(const ModelConfig& c, const PlanRequest& r, const Memory
                                                                                      : "16 Psi")
       << ", its estimator without offload)\n"
       << "  checkpoint copy   " << gib(p.checkpoint_host)
-      << " of host memory (this rank's weights and AdamW moments, kept for the run with async_checkpoint;"
-      << " page-locked on a GPU)\n";
+      << " of host memory (this rank's weights and AdamW moments, kept for the run with async_checkpoint)\n";
   return out.str();
 }
 

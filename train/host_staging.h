@@ -1,9 +1,9 @@
 // The host memory a training checkpoint is copied into before a background thread writes it
 // (issue 17). Its buffers are kept from one checkpoint to the next: a fresh 84 GB snapshot of a 7B
 // model's fp32 weights and AdamW state would take a page fault per 4 KiB (and the kernel's zeroing
-// of every page) inside the step loop each time, where a kept buffer is only copied into. Buffers
-// for GPU tensors are pinned (model/host_buffer) and filled by asynchronous copies that finish()
-// waits for.
+// of every page) inside the step loop each time, where a kept buffer is only copied into. With
+// `pin`, buffers for GPU tensors are page-locked (model/host_buffer) and filled by asynchronous
+// copies that finish() waits for.
 //
 // A kept buffer is reused by the next snapshot, so a snapshot must not start before the write of
 // the previous one has ended: CheckpointWriter::staging() waits for it.

@@ -87,9 +87,11 @@ std::filesystem::path newest_training_checkpoint(const std::filesystem::path& ru
 // buffers are let go once written; in the background they are kept for the next one.
 class CheckpointWriter {
  public:
-  // Kept buffers are pinned for GPU tensors; a foreground writer's are not (registering them for
-  // every checkpoint would cost more than it saves).
-  explicit CheckpointWriter(bool background) : background_(background), staging_(background) {}
+  // With `pin_buffers`, a background writer's kept buffers for GPU tensors are page-locked and
+  // filled asynchronously (a foreground writer's never: registering them for every checkpoint would
+  // cost more than it saves). Off in training runs until scripts/gpu_check.sh has run it on a GPU.
+  explicit CheckpointWriter(bool background, bool pin_buffers = false)
+      : background_(background), staging_(background && pin_buffers) {}
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
