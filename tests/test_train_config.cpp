@@ -82,6 +82,8 @@ TEST(RecipeFile, OverridesAndErrors) {
   EXPECT_NE(error_of([&] { load_recipe(file, {"train.lr"}); }).find("expected key.path=value"), std::string::npos);
   EXPECT_NE(error_of([&] { load_recipe(file, {"data.sources.3.path=b"}); }).find("index 3 is past the list's 1 items"),
             std::string::npos);
+  // A CI fuzz finding: a key under a scalar (train.lr is a number) threw from yaml-cpp.
+  EXPECT_NE(error_of([&] { load_recipe(file, {"train.lr.path=b"}); }).find("'lr' is not a mapping"), std::string::npos);
   std::ofstream(file) << "train: {lr: [1, 2}\n";
   EXPECT_NE(error_of([&] { load_recipe(file, {}); }).find("YAML syntax error"), std::string::npos);
   fs::remove(file);

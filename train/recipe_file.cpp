@@ -66,6 +66,7 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   }
   YAML::Node parent = chain.back();
   const std::string& last = parts.back();
+  if (parent.IsScalar()) fail("override '", assignment, "': '", parts[parts.size() - 2], "' is not a mapping");
   if (parent.IsSequence()) {
     parent[list_index(last, parent, assignment)] = parsed;
   } else {
